@@ -1,0 +1,1 @@
+"""Shared HTTP plumbing for every edge: services, middlewares, rendering, health."""
