@@ -48,8 +48,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     )
 
 
-def make_app(settings: Settings, services: Services | None = None,
-             background: bool = True) -> web.Application:
+def make_app(
+    settings: Settings, services: Services | None = None, background: bool = True
+) -> web.Application:
     app = web.Application(
         middlewares=make_middlewares(settings.get("server.trusted_proxies")),
         client_max_size=settings.get("server.max_body_bytes"),
@@ -76,8 +77,10 @@ async def _services_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
-    tasks = [asyncio.create_task(importlib.import_module(name).run(services), name=name)
-             for name in BACKGROUND_MODULES]
+    tasks = [
+        asyncio.create_task(importlib.import_module(name).run(services), name=name)
+        for name in BACKGROUND_MODULES
+    ]
     yield
     for task in tasks:
         task.cancel()

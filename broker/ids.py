@@ -16,8 +16,27 @@ import time
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
 PREFIXES = frozenset(
-    {"org", "dom", "conn", "dir", "usr", "grp", "evt", "flow", "ses", "cli", "adm", "key",
-     "aud", "whk", "dlv", "rmap", "fam", "req", "att"}
+    {
+        "org",
+        "dom",
+        "conn",
+        "dir",
+        "usr",
+        "grp",
+        "evt",
+        "flow",
+        "ses",
+        "cli",
+        "adm",
+        "key",
+        "aud",
+        "whk",
+        "dlv",
+        "rmap",
+        "fam",
+        "req",
+        "att",
+    }
 )
 
 

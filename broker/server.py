@@ -52,9 +52,17 @@ def serve_one(settings: Settings, reuse_port: bool, banner: bool) -> None:
     app = make_app(settings)
     if banner:
         app.on_startup.append(lambda app: _print_banner(settings))
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port,
-                ssl_context=_ssl_context(settings), print=None, access_log=None,
-                shutdown_timeout=10, handle_signals=True)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        ssl_context=_ssl_context(settings),
+        print=None,
+        access_log=None,
+        shutdown_timeout=10,
+        handle_signals=True,
+    )
 
 
 async def _print_banner(settings: Settings) -> None:
@@ -75,8 +83,10 @@ def serve(settings: Settings, workers: int) -> int:
         serve_one(settings, reuse_port=False, banner=True)
         return 0
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=serve_one, args=(settings, True, i == 0), daemon=False)
-             for i in range(workers)]
+    procs = [
+        context.Process(target=serve_one, args=(settings, True, i == 0), daemon=False)
+        for i in range(workers)
+    ]
     for proc in procs:
         proc.start()
 
@@ -92,5 +102,3 @@ def serve(settings: Settings, workers: int) -> int:
         proc.join()
         codes.append(proc.exitcode or 0)
     return max(codes) if any(codes) else 0
-
-

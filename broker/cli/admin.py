@@ -15,12 +15,15 @@ from broker.crypto.secrets import hash_password
 
 def register(sub: Any) -> None:
     adm = sub.add_parser("admin", help="setup-UI administrators").add_subparsers(
-        dest="admin_command", metavar="ACTION", required=True)
+        dest="admin_command", metavar="ACTION", required=True
+    )
     p = adm.add_parser("create", help="create an administrator")
     p.add_argument("username")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    how.add_argument("--generate", action="store_true", help="generate a password and print it once")
+    how.add_argument(
+        "--generate", action="store_true", help="generate a password and print it once"
+    )
     Command(p, create)
 
 
@@ -36,8 +39,7 @@ def create(args: argparse.Namespace) -> int:
             return fail("the passwords differ")
     store = open_store(load_settings(args))
     try:
-        admin = admins.create_admin(store, clock, audit.CLI, args.username, password,
-                                    hash_password)
+        admin = admins.create_admin(store, clock, audit.CLI, args.username, password, hash_password)
     finally:
         store.close()
     text = f"Created administrator {admin.username}."

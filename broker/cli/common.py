@@ -24,8 +24,9 @@ clock = SystemClock()
 class Command:
     """A sub-command: `run(args) -> result` whose result is printed (text or JSON)."""
 
-    def __init__(self, parser: argparse.ArgumentParser,
-                 run: Callable[[argparse.Namespace], Any]) -> None:
+    def __init__(
+        self, parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Any]
+    ) -> None:
         parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
         parser.set_defaults(_run=run)
 

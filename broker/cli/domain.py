@@ -12,7 +12,8 @@ from broker.core import audit, domains
 
 def register(sub: Any) -> None:
     dom = sub.add_parser("domain", help="email domains verified by DNS TXT record").add_subparsers(
-        dest="domain_command", metavar="ACTION", required=True)
+        dest="domain_command", metavar="ACTION", required=True
+    )
     for name, run, text in (
         ("add", add, "register a domain and print the TXT record to publish"),
         ("verify", verify, "look the TXT record up now"),
@@ -34,9 +35,12 @@ def add(args: argparse.Namespace) -> int:
     finally:
         store.close()
     name, value = domains.txt_record(record)
-    emit(args, domains.describe(record),
-         f"Publish this DNS record, then run `exec-broker domain verify {record.domain} "
-         f"--org {args.org}`:\n  {name}  TXT  \"{value}\"")
+    emit(
+        args,
+        domains.describe(record),
+        f"Publish this DNS record, then run `exec-broker domain verify {record.domain} "
+        f'--org {args.org}`:\n  {name}  TXT  "{value}"',
+    )
     return 0
 
 
@@ -47,12 +51,20 @@ def verify(args: argparse.Namespace) -> int:
     store = open_store(settings)
     resolver = TxtLookup(settings.get("dns.resolvers"), settings.get("dns.timeout_seconds"))
     try:
-        result = asyncio.run(domains.verify_domain(store, resolver, clock, audit.CLI, args.org,
-                                                   args.domain))
+        result = asyncio.run(
+            domains.verify_domain(store, resolver, clock, audit.CLI, args.org, args.domain)
+        )
     finally:
         store.close()
-    emit(args, {"domain": domains.describe(result.domain), "outcome": result.outcome,
-                "message": result.message}, result.message)
+    emit(
+        args,
+        {
+            "domain": domains.describe(result.domain),
+            "outcome": result.outcome,
+            "message": result.message,
+        },
+        result.message,
+    )
     return 0 if result.outcome == "verified" else 1
 
 
@@ -72,8 +84,12 @@ def list_domains(args: argparse.Namespace) -> int:
         records = store.domains.list(args.org)
     finally:
         store.close()
-    rows = [[d.domain, d.state, domains.txt_record(d)[0], domains.txt_record(d)[1]]
-            for d in records]
-    emit(args, [domains.describe(d) for d in records],
-         table(rows, ["DOMAIN", "STATE", "TXT NAME", "TXT VALUE"]))
+    rows = [
+        [d.domain, d.state, domains.txt_record(d)[0], domains.txt_record(d)[1]] for d in records
+    ]
+    emit(
+        args,
+        [domains.describe(d) for d in records],
+        table(rows, ["DOMAIN", "STATE", "TXT NAME", "TXT VALUE"]),
+    )
     return 0

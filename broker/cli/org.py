@@ -11,7 +11,8 @@ from broker.core import audit, organizations, policy
 
 def register(sub: Any) -> None:
     org = sub.add_parser("org", help="organizations and their SSO policy").add_subparsers(
-        dest="org_command", metavar="ACTION", required=True)
+        dest="org_command", metavar="ACTION", required=True
+    )
     p = org.add_parser("create", help="create an organization")
     p.add_argument("name")
     p.add_argument("--external-id", help="Exec's workspace id")
@@ -34,8 +35,9 @@ def register(sub: Any) -> None:
 def create(args: argparse.Namespace) -> int:
     store = open_store(load_settings(args))
     try:
-        org = organizations.create_organization(store, clock, audit.CLI, args.name,
-                                                args.external_id, args.default_seat)
+        org = organizations.create_organization(
+            store, clock, audit.CLI, args.name, args.external_id, args.default_seat
+        )
         shown = organizations.describe(store, org)
     finally:
         store.close()
@@ -49,8 +51,16 @@ def list_orgs(args: argparse.Namespace) -> int:
         orgs = store.organizations.list()
     finally:
         store.close()
-    rows = [[o.id, o.name, "on" if o.sso_enabled else "off", "on" if o.dsync_enabled else "off",
-             o.default_seat] for o in orgs]
+    rows = [
+        [
+            o.id,
+            o.name,
+            "on" if o.sso_enabled else "off",
+            "on" if o.dsync_enabled else "off",
+            o.default_seat,
+        ]
+        for o in orgs
+    ]
     emit(args, orgs, table(rows, ["ID", "NAME", "SSO", "DSYNC", "SEAT"]))
     return 0
 
@@ -73,12 +83,16 @@ def sso(args: argparse.Namespace) -> int:
     try:
         if args.state == "enable":
             org = policy.enable_sso(store, clock, audit.CLI, args.org)
-            text = (f"SSO is on for {org.name}: members must sign in through the IdP; "
-                    "password sign-in is off.")
+            text = (
+                f"SSO is on for {org.name}: members must sign in through the IdP; "
+                "password sign-in is off."
+            )
         else:
             org = policy.disable_sso(store, clock, audit.CLI, args.org)
-            text = (f"SSO is off for {org.name}: Directory Sync is off too and members are "
-                    "unlinked; verified domains are kept.")
+            text = (
+                f"SSO is off for {org.name}: Directory Sync is off too and members are "
+                "unlinked; verified domains are kept."
+            )
         shown = organizations.describe(store, org)
     finally:
         store.close()
@@ -92,6 +106,9 @@ def set_default_seat(args: argparse.Namespace) -> int:
         org = organizations.set_default_seat(store, clock, audit.CLI, args.org, args.seat)
     finally:
         store.close()
-    emit(args, {"id": org.id, "default_seat": org.default_seat},
-         f"New users of {org.name} get a {org.default_seat} seat.")
+    emit(
+        args,
+        {"id": org.id, "default_seat": org.default_seat},
+        f"New users of {org.name} get a {org.default_seat} seat.",
+    )
     return 0

@@ -23,8 +23,11 @@ from broker.storage.store import SQLiteStore
 def register(sub: Any) -> None:
     p = sub.add_parser("init", help="write config, generate keys, create and migrate the database")
     p.add_argument("--public-url", help="external base URL (the OIDC issuer)")
-    p.add_argument("--force", action="store_true",
-                   help="regenerate the SAML SP certificate and publish new OIDC keys")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="regenerate the SAML SP certificate and publish new OIDC keys",
+    )
     Command(p, init)
 
     p = sub.add_parser("migrate", help="apply pending database migrations")
@@ -42,8 +45,12 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("restore", help="replace the database with a backup (broker stopped)")
     p.add_argument("file", type=Path)
-    p.add_argument("--yes-replace-database", action="store_true", dest="confirm",
-                   help="confirm that the current database will be overwritten")
+    p.add_argument(
+        "--yes-replace-database",
+        action="store_true",
+        dest="confirm",
+        help="confirm that the current database will be overwritten",
+    )
     Command(p, restore)
 
     p = sub.add_parser("doctor", help="check configuration, keys, database and libraries")
@@ -101,7 +108,9 @@ def init(args: argparse.Namespace) -> int:
         now = SystemClock().now()
         new_kids = ensure_keys(store, certs, now)
         if args.force and not new_kids:
-            new_kids = rotate(store, certs, now, settings.get("keys.rotation_grace_seconds"))["published"]
+            new_kids = rotate(store, certs, now, settings.get("keys.rotation_grace_seconds"))[
+                "published"
+            ]
         report["created"] += [f"signing key {kid}" for kid in new_kids]
         report["schema_version"] = migrations.current_version(store.db)
     finally:
@@ -125,8 +134,11 @@ def migrate(args: argparse.Namespace) -> int:
         version = migrations.current_version(db)
     finally:
         db.close()
-    emit(args, {"applied": applied, "schema_version": version},
-         f"Applied {applied or 'nothing'}; schema version {version}.")
+    emit(
+        args,
+        {"applied": applied, "schema_version": version},
+        f"Applied {applied or 'nothing'}; schema version {version}.",
+    )
     return 0
 
 
@@ -206,8 +218,11 @@ def restore(args: argparse.Namespace) -> int:
     if version > migrations.latest_version():
         return fail(f"{source} has schema version {version}, newer than this broker knows")
     if not args.confirm:
-        return fail("restore overwrites the current database; stop the broker and pass "
-                    "--yes-replace-database", 2)
+        return fail(
+            "restore overwrites the current database; stop the broker and pass "
+            "--yes-replace-database",
+            2,
+        )
     target = settings.database
     target.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
@@ -221,9 +236,12 @@ def restore(args: argparse.Namespace) -> int:
         stale = Path(str(target) + suffix)
         if stale.exists() and stale.stat().st_size == 0:
             stale.unlink()
-    emit(args, {"restored": str(target), "from": str(source), "schema_version": version},
-         f"Restored {target} from {source} (schema {version}). Run `exec-broker migrate` "
-         "if the backup is from an older version.")
+    emit(
+        args,
+        {"restored": str(target), "from": str(source), "schema_version": version},
+        f"Restored {target} from {source} (schema {version}). Run `exec-broker migrate` "
+        "if the backup is from an older version.",
+    )
     return 0
 
 
@@ -258,5 +276,3 @@ def doctor(args: argparse.Namespace) -> int:
     emit(args, checks, "\n".join(f"{k}: {v}" for k, v in checks.items()))
     bad = [k for k, v in checks.items() if not v.startswith(("ok", "present", "absent"))]
     return 1 if bad else 0
-
-

@@ -15,13 +15,20 @@ from broker.ids import new_id
 _USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{2,64}$")
 
 
-def create_admin(store: Store, clock: Clock, actor: audit.Actor, username: str, password: str,
-                 hash_password: Callable[[str], str]) -> Admin:
+def create_admin(
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    username: str,
+    password: str,
+    hash_password: Callable[[str], str],
+) -> Admin:
     if not _USERNAME.match(username):
         raise InvalidInput("a username has 2-64 letters, digits or . _ @ + -")
     now = clock.now()
-    admin = Admin(id=new_id("adm"), username=username, password_hash=hash_password(password),
-                  created_at=now)
+    admin = Admin(
+        id=new_id("adm"), username=username, password_hash=hash_password(password), created_at=now
+    )
     with store.transaction():
         store.admins.create(admin)
         audit.record(store, actor, "admin.created", now, target=admin.id, username=username)

@@ -22,11 +22,25 @@ CLI = Actor("cli")
 SYSTEM = Actor("system")
 
 
-def record(store: Store, actor: Actor, action: str, now: float, *,
-           organization_id: str | None = None, target: str | None = None,
-           **detail: Any) -> None:
-    store.audit.append(AuditEntry(
-        actor=actor.name, action=action, organization_id=organization_id, target=target,
-        correlation_id=actor.correlation_id, remote_addr=actor.remote_addr, detail=detail,
-        at=now,
-    ))
+def record(
+    store: Store,
+    actor: Actor,
+    action: str,
+    now: float,
+    *,
+    organization_id: str | None = None,
+    target: str | None = None,
+    **detail: Any,
+) -> None:
+    store.audit.append(
+        AuditEntry(
+            actor=actor.name,
+            action=action,
+            organization_id=organization_id,
+            target=target,
+            correlation_id=actor.correlation_id,
+            remote_addr=actor.remote_addr,
+            detail=detail,
+            at=now,
+        )
+    )

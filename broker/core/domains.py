@@ -25,13 +25,44 @@ VALUE_PREFIX = "exec-broker-verification="
 GIVE_UP_AFTER = 30 * 86400
 
 # Mail providers anyone can sign up with: proving "ownership" of them means nothing.
-CONSUMER_DOMAINS = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk", "live.com",
-    "msn.com", "yahoo.com", "yahoo.co.uk", "ymail.com", "aol.com", "icloud.com", "me.com",
-    "mac.com", "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net",
-    "web.de", "mail.com", "yandex.com", "yandex.ru", "mail.ru", "zoho.com", "qq.com",
-    "163.com", "126.com", "fastmail.com", "hey.com", "tutanota.com", "tuta.io", "hushmail.com",
-})
+CONSUMER_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "hotmail.co.uk",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "ymail.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "proton.me",
+        "protonmail.com",
+        "pm.me",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "mail.com",
+        "yandex.com",
+        "yandex.ru",
+        "mail.ru",
+        "zoho.com",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "fastmail.com",
+        "hey.com",
+        "tutanota.com",
+        "tuta.io",
+        "hushmail.com",
+    }
+)
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -58,8 +89,7 @@ def txt_record(domain: Domain) -> tuple[str, str]:
     return f"{RECORD_PREFIX}.{domain.domain}", f"{VALUE_PREFIX}{domain.verification_token}"
 
 
-def add_domain(store: Store, clock: Clock, actor: audit.Actor, org_id: str,
-               domain: str) -> Domain:
+def add_domain(store: Store, clock: Clock, actor: audit.Actor, org_id: str, domain: str) -> Domain:
     name = normalize(domain)
     if name in CONSUMER_DOMAINS:
         raise InvalidInput(f"{name} is a public mail provider; only company domains can be added")
@@ -69,13 +99,20 @@ def add_domain(store: Store, clock: Clock, actor: audit.Actor, org_id: str,
         owner = store.domains.verified_owner(name)
         if owner is not None and owner.organization_id != org_id:
             raise Conflict(f"{name} is already verified by another organization")
-        record = Domain(id=new_id("dom"), organization_id=org_id, domain=name, state="pending",
-                        verification_token=secrets.token_urlsafe(24), created_at=now,
-                        next_check_at=now + 60)
+        record = Domain(
+            id=new_id("dom"),
+            organization_id=org_id,
+            domain=name,
+            state="pending",
+            verification_token=secrets.token_urlsafe(24),
+            created_at=now,
+            next_check_at=now + 60,
+        )
         store.domains.create(record)
         events.record(store, "organization_domain.created", org_id, describe(record), now)
-        audit.record(store, actor, "domain.added", now, organization_id=org_id, target=record.id,
-                     domain=name)
+        audit.record(
+            store, actor, "domain.added", now, organization_id=org_id, target=record.id, domain=name
+        )
     return record
 
 
@@ -83,15 +120,21 @@ def find_domain(store: Store, org_id: str, domain: str) -> Domain:
     return store.domains.find(org_id, normalize(domain))
 
 
-def remove_domain(store: Store, clock: Clock, actor: audit.Actor, org_id: str,
-                  domain: str) -> None:
+def remove_domain(store: Store, clock: Clock, actor: audit.Actor, org_id: str, domain: str) -> None:
     now = clock.now()
     with store.transaction():
         record = find_domain(store, org_id, domain)
         store.domains.delete(record.id)
         events.record(store, "organization_domain.deleted", org_id, describe(record), now)
-        audit.record(store, actor, "domain.removed", now, organization_id=org_id,
-                     target=record.id, domain=record.domain)
+        audit.record(
+            store,
+            actor,
+            "domain.removed",
+            now,
+            organization_id=org_id,
+            target=record.id,
+            domain=record.domain,
+        )
 
 
 Outcome = Literal["verified", "not_found", "wrong_value", "timeout", "dns_error", "claimed"]
@@ -113,19 +156,24 @@ def interpret(domain: Domain, answer: object) -> tuple[Outcome, str]:
         return "verified", f"{domain.domain} is verified."
     if status == "found":
         shown = ", ".join(repr(v) for v in values[:3])
-        return "wrong_value", (f"A TXT record {name} exists but holds {shown}, not the expected "
-                               f"value {value!r}. Check for typos or extra quotes.")
+        return "wrong_value", (
+            f"A TXT record {name} exists but holds {shown}, not the expected "
+            f"value {value!r}. Check for typos or extra quotes."
+        )
     if status in ("nxdomain", "no_answer"):
-        return "not_found", (f"No TXT record named {name} was found (NXDOMAIN). Create it, then "
-                             "allow a few minutes for DNS to update.")
+        return "not_found", (
+            f"No TXT record named {name} was found (NXDOMAIN). Create it, then "
+            "allow a few minutes for DNS to update."
+        )
     if status == "timeout":
         return "timeout", "The DNS server did not answer in time. Try again in a minute."
     detail = getattr(answer, "detail", "") or status
     return "dns_error", f"The DNS look-up failed ({detail}). Try again later."
 
 
-async def verify_domain(store: Store, resolver: TxtResolver, clock: Clock, actor: audit.Actor,
-                        org_id: str, domain: str) -> Verification:
+async def verify_domain(
+    store: Store, resolver: TxtResolver, clock: Clock, actor: audit.Actor, org_id: str, domain: str
+) -> Verification:
     """Look the TXT record up now and record the outcome (CLI, UI and the background re-check)."""
     record = find_domain(store, org_id, domain)
     if record.state == "verified":
@@ -134,44 +182,80 @@ async def verify_domain(store: Store, resolver: TxtResolver, clock: Clock, actor
     return _record_outcome(store, clock, actor, record, *interpret(record, answer))
 
 
-def _record_outcome(store: Store, clock: Clock, actor: audit.Actor, record: Domain,
-                    outcome: Outcome, message: str) -> Verification:
+def _record_outcome(
+    store: Store, clock: Clock, actor: audit.Actor, record: Domain, outcome: Outcome, message: str
+) -> Verification:
     now = clock.now()
     with store.transaction():
         owner = store.domains.verified_owner(record.domain)
-        if outcome == "verified" and owner is not None and owner.organization_id != record.organization_id:
-            outcome, message = "claimed", f"{record.domain} is already verified by another organization."
+        if (
+            outcome == "verified"
+            and owner is not None
+            and owner.organization_id != record.organization_id
+        ):
+            outcome, message = (
+                "claimed",
+                f"{record.domain} is already verified by another organization.",
+            )
         if outcome == "verified":
-            updated = store.domains.update(record.id, state="verified", verified_at=now,
-                                           last_checked_at=now, last_error=None,
-                                           next_check_at=None)
-            events.record(store, "organization_domain.verified", record.organization_id,
-                          describe(updated), now)
+            updated = store.domains.update(
+                record.id,
+                state="verified",
+                verified_at=now,
+                last_checked_at=now,
+                last_error=None,
+                next_check_at=None,
+            )
+            events.record(
+                store,
+                "organization_domain.verified",
+                record.organization_id,
+                describe(updated),
+                now,
+            )
         else:
             count = record.check_count + 1
             expired = now - record.created_at > GIVE_UP_AFTER
             updated = store.domains.update(
-                record.id, state="failed" if expired else "pending", last_checked_at=now,
-                last_error=message, check_count=count,
-                next_check_at=None if expired else now + min(60 * 2 ** min(count, 10), 6 * 3600))
+                record.id,
+                state="failed" if expired else "pending",
+                last_checked_at=now,
+                last_error=message,
+                check_count=count,
+                next_check_at=None if expired else now + min(60 * 2 ** min(count, 10), 6 * 3600),
+            )
             if expired:
-                events.record(store, "organization_domain.verification_failed",
-                              record.organization_id, describe(updated), now)
-        audit.record(store, actor, f"domain.verification_{outcome}", now,
-                     organization_id=record.organization_id, target=record.id,
-                     domain=record.domain, message=message)
+                events.record(
+                    store,
+                    "organization_domain.verification_failed",
+                    record.organization_id,
+                    describe(updated),
+                    now,
+                )
+        audit.record(
+            store,
+            actor,
+            f"domain.verification_{outcome}",
+            now,
+            organization_id=record.organization_id,
+            target=record.id,
+            domain=record.domain,
+            message=message,
+        )
     return Verification(updated, outcome, message)
 
 
-async def recheck_pending(store: Store, resolver: TxtResolver, clock: Clock,
-                          limit: int = 20) -> list[Verification]:
+async def recheck_pending(
+    store: Store, resolver: TxtResolver, clock: Clock, limit: int = 20
+) -> list[Verification]:
     """Background task: re-check pending domains whose backoff has elapsed."""
     results = []
     for record in store.domains.due_for_check(clock.now(), limit):
         try:
             answer = await resolver.lookup(txt_record(record)[0])
-            results.append(_record_outcome(store, clock, audit.SYSTEM, record,
-                                           *interpret(record, answer)))
+            results.append(
+                _record_outcome(store, clock, audit.SYSTEM, record, *interpret(record, answer))
+            )
         except NotFound:
             continue  # removed meanwhile
     return results
@@ -184,6 +268,11 @@ def is_verified_for(store: Store, org_id: str, email_domain: str) -> bool:
 
 def describe(domain: Domain) -> dict[str, object]:
     name, value = txt_record(domain)
-    return {"object": "organization_domain", "id": domain.id,
-            "organization_id": domain.organization_id, "domain": domain.domain,
-            "state": domain.state, "txt_record": {"name": name, "type": "TXT", "value": value}}
+    return {
+        "object": "organization_domain",
+        "id": domain.id,
+        "organization_id": domain.organization_id,
+        "domain": domain.domain,
+        "state": domain.state,
+        "txt_record": {"name": name, "type": "TXT", "value": value},
+    }

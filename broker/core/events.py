@@ -41,8 +41,9 @@ EVENT_TYPES: dict[str, str] = {
 }
 
 
-def record(store: Store, type: str, organization_id: str | None, data: dict[str, Any],
-           now: float) -> Event:
+def record(
+    store: Store, type: str, organization_id: str | None, data: dict[str, Any], now: float
+) -> Event:
     """Append an event; call inside the transaction that makes the change."""
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}")

@@ -22,8 +22,12 @@ from broker.errors import PolicyError
 
 def usable_connections(store: Store, org_id: str) -> list[Connection]:
     """Active connections that passed a test login (or were activated without one, audited)."""
-    return [c for c in store.connections.list(org_id)
-            if c.state == "active" and (c.tested_at is not None or c.config.get("activated_without_test"))]
+    return [
+        c
+        for c in store.connections.list(org_id)
+        if c.state == "active"
+        and (c.tested_at is not None or c.config.get("activated_without_test"))
+    ]
 
 
 def sso_blockers(store: Store, org_id: str) -> list[str]:
@@ -60,8 +64,9 @@ def disable_sso(store: Store, clock: Clock, actor: audit.Actor, org_id: str) -> 
         ended = store.sessions.end_for_organization(org_id, now)
         org = store.organizations.update(org_id, sso_enabled=False, updated_at=now)
         events.record(store, "organization.updated", org_id, describe(store, org), now)
-        audit.record(store, actor, "sso.disabled", now, organization_id=org_id,
-                     sessions_ended=ended)
+        audit.record(
+            store, actor, "sso.disabled", now, organization_id=org_id, sessions_ended=ended
+        )
     return org
 
 
@@ -72,8 +77,9 @@ class DirectoryEnabled:
     token: str  # shown once
 
 
-def enable_directory_sync(store: Store, clock: Clock, actor: audit.Actor,
-                          org_id: str) -> DirectoryEnabled:
+def enable_directory_sync(
+    store: Store, clock: Clock, actor: audit.Actor, org_id: str
+) -> DirectoryEnabled:
     from broker.core import directories  # the directory aggregate lives there
 
     now = clock.now()
@@ -86,13 +92,15 @@ def enable_directory_sync(store: Store, clock: Clock, actor: audit.Actor,
         directory_id, token = directories.activate(store, org_id, now)
         org = store.organizations.update(org_id, dsync_enabled=True, updated_at=now)
         events.record(store, "organization.updated", org_id, describe(store, org), now)
-        audit.record(store, actor, "dsync.enabled", now, organization_id=org_id,
-                     target=directory_id)
+        audit.record(
+            store, actor, "dsync.enabled", now, organization_id=org_id, target=directory_id
+        )
     return DirectoryEnabled(org, directory_id, token)
 
 
-def disable_directory_sync(store: Store, clock: Clock, actor: audit.Actor,
-                           org_id: str) -> Organization:
+def disable_directory_sync(
+    store: Store, clock: Clock, actor: audit.Actor, org_id: str
+) -> Organization:
     from broker.core import directories
 
     now = clock.now()

@@ -36,8 +36,14 @@ def generate(alg: Alg, certs_dir: Path, now: float, state: str) -> SigningKeyRec
     path = certs_dir / "oidc" / f"{kid}.pem"
     write_private(path, key.as_pem(private=True))
     public = key.as_dict(private=False)
-    return SigningKeyRecord(kid=kid, alg=alg, state=state,  # type: ignore[arg-type]
-                            private_path=str(path), public_jwk=dict(public), created_at=now)
+    return SigningKeyRecord(
+        kid=kid,
+        alg=alg,
+        state=state,  # type: ignore[arg-type]
+        private_path=str(path),
+        public_jwk=dict(public),
+        created_at=now,
+    )
 
 
 def ensure_keys(store: Store, certs_dir: Path, now: float) -> list[str]:
@@ -54,8 +60,9 @@ def ensure_keys(store: Store, certs_dir: Path, now: float) -> list[str]:
     return created
 
 
-def rotate(store: Store, certs_dir: Path, now: float, grace_seconds: int,
-           algs: tuple[Alg, ...] = ALGS) -> dict[str, Any]:
+def rotate(
+    store: Store, certs_dir: Path, now: float, grace_seconds: int, algs: tuple[Alg, ...] = ALGS
+) -> dict[str, Any]:
     """next → current → retired; a fresh next is published; long-retired keys are dropped."""
     report: dict[str, Any] = {"activated": [], "retired": [], "published": [], "removed": []}
     with store.transaction():
@@ -77,7 +84,11 @@ def rotate(store: Store, certs_dir: Path, now: float, grace_seconds: int,
             store.signing_keys.create(record)
             report["published"].append(record.kid)
         for r in records:
-            if r.state == "retired" and r.retired_at is not None and r.retired_at + grace_seconds < now:
+            if (
+                r.state == "retired"
+                and r.retired_at is not None
+                and r.retired_at + grace_seconds < now
+            ):
                 store.signing_keys.delete(r.kid)
                 Path(r.private_path).unlink(missing_ok=True)
                 report["removed"].append(r.kid)
@@ -117,8 +128,12 @@ class KeyRing:
                     f"signing key {record.kid}: cannot read {record.private_path} ({exc.strerror})"
                 ) from None
             cls = RSAKey if record.alg == "RS256" else ECKey
-            keys[record.kid] = LoadedKey(record, cls.import_key(
-                pem, parameters={"kid": record.kid, "alg": record.alg, "use": "sig"}))
+            keys[record.kid] = LoadedKey(
+                record,
+                cls.import_key(
+                    pem, parameters={"kid": record.kid, "alg": record.alg, "use": "sig"}
+                ),
+            )
         self._keys = keys
         self._loaded_at = time.monotonic()
 

@@ -12,8 +12,13 @@ from broker.storage.rows import insert, update_columns
 
 
 def _admin(row: sqlite3.Row) -> Admin:
-    return Admin(id=row["id"], username=row["username"], password_hash=row["password_hash"],
-                 created_at=row["created_at"], last_login_at=row["last_login_at"])
+    return Admin(
+        id=row["id"],
+        username=row["username"],
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
+        last_login_at=row["last_login_at"],
+    )
 
 
 class AdminRepo:
@@ -21,10 +26,17 @@ class AdminRepo:
         self.db = db
 
     def create(self, admin: Admin) -> None:
-        insert(self.db, "admins", {
-            "id": admin.id, "username": admin.username, "password_hash": admin.password_hash,
-            "created_at": admin.created_at,
-        }, f"admin {admin.username}")
+        insert(
+            self.db,
+            "admins",
+            {
+                "id": admin.id,
+                "username": admin.username,
+                "password_hash": admin.password_hash,
+                "created_at": admin.created_at,
+            },
+            f"admin {admin.username}",
+        )
 
     def get_by_username(self, username: str) -> Admin:
         row = self.db.one("SELECT * FROM admins WHERE username = ?", (username,))
@@ -36,5 +48,6 @@ class AdminRepo:
         return int(self.db.scalar("SELECT COUNT(*) FROM admins"))
 
     def update(self, admin_id: str, **fields: Any) -> None:
-        update_columns(self.db, "admins", ("id", admin_id), fields,
-                       ("password_hash", "last_login_at"))
+        update_columns(
+            self.db, "admins", ("id", admin_id), fields, ("password_hash", "last_login_at")
+        )

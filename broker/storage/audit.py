@@ -17,11 +17,24 @@ class AuditRepo:
         self.db.execute(
             "INSERT INTO audit_log (at, actor, action, organization_id, target, correlation_id,"
             " remote_addr, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry.at, entry.actor, entry.action, entry.organization_id, entry.target,
-             entry.correlation_id, entry.remote_addr, dumps(entry.detail)))
+            (
+                entry.at,
+                entry.actor,
+                entry.action,
+                entry.organization_id,
+                entry.target,
+                entry.correlation_id,
+                entry.remote_addr,
+                dumps(entry.detail),
+            ),
+        )
 
-    def list(self, organization_id: str | None = None, limit: int = 100,
-             correlation_id: str | None = None) -> list[AuditEntry]:
+    def list(
+        self,
+        organization_id: str | None = None,
+        limit: int = 100,
+        correlation_id: str | None = None,
+    ) -> list[AuditEntry]:
         sql, params = "SELECT * FROM audit_log WHERE 1=1", []  # type: ignore[var-annotated]
         if organization_id is not None:
             sql += " AND organization_id = ?"
@@ -35,7 +48,14 @@ class AuditRepo:
 
     @staticmethod
     def _entry(row: Any) -> AuditEntry:
-        return AuditEntry(actor=row["actor"], action=row["action"],
-                          organization_id=row["organization_id"], target=row["target"],
-                          correlation_id=row["correlation_id"], remote_addr=row["remote_addr"],
-                          detail=loads(row["detail"], {}), at=row["at"], id=row["id"])
+        return AuditEntry(
+            actor=row["actor"],
+            action=row["action"],
+            organization_id=row["organization_id"],
+            target=row["target"],
+            correlation_id=row["correlation_id"],
+            remote_addr=row["remote_addr"],
+            detail=loads(row["detail"], {}),
+            at=row["at"],
+            id=row["id"],
+        )

@@ -19,24 +19,37 @@ from broker.storage.rows import dumps, loads
 
 
 def _event(row: sqlite3.Row) -> Event:
-    return Event(seq=row["seq"], id=row["id"], type=row["type"],
-                 organization_id=row["organization_id"], data=loads(row["data"], {}),
-                 created_at=row["created_at"])
+    return Event(
+        seq=row["seq"],
+        id=row["id"],
+        type=row["type"],
+        organization_id=row["organization_id"],
+        data=loads(row["data"], {}),
+        created_at=row["created_at"],
+    )
 
 
 class EventRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def append(self, event_id: str, type: str, organization_id: str | None,
-               data: dict[str, Any], at: float) -> Event:
+    def append(
+        self, event_id: str, type: str, organization_id: str | None, data: dict[str, Any], at: float
+    ) -> Event:
         cur = self.db.execute(
             "INSERT INTO events (id, type, organization_id, data, created_at)"
-            " VALUES (?, ?, ?, ?, ?)", (event_id, type, organization_id, dumps(data), at))
+            " VALUES (?, ?, ?, ?, ?)",
+            (event_id, type, organization_id, dumps(data), at),
+        )
         return Event(int(cur.lastrowid or 0), event_id, type, organization_id, data, at)
 
-    def after(self, seq: int, limit: int, types: Sequence[str] = (),
-              organization_ids: Sequence[str] | None = None) -> list[Event]:
+    def after(
+        self,
+        seq: int,
+        limit: int,
+        types: Sequence[str] = (),
+        organization_ids: Sequence[str] | None = None,
+    ) -> list[Event]:
         sql = "SELECT * FROM events WHERE seq > ?"
         params: list[Any] = [seq]
         if types:

@@ -16,16 +16,33 @@ class SigningKeyRepo:
         self.db.execute(
             "INSERT INTO signing_keys (kid, alg, state, private_path, public_jwk, created_at,"
             " activated_at, retired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key.kid, key.alg, key.state, key.private_path, dumps(key.public_jwk),
-             key.created_at, key.activated_at, key.retired_at))
+            (
+                key.kid,
+                key.alg,
+                key.state,
+                key.private_path,
+                dumps(key.public_jwk),
+                key.created_at,
+                key.activated_at,
+                key.retired_at,
+            ),
+        )
 
     def list(self) -> list[SigningKeyRecord]:
         rows = self.db.all("SELECT * FROM signing_keys ORDER BY created_at, kid")
-        return [SigningKeyRecord(kid=r["kid"], alg=r["alg"], state=r["state"],
-                                 private_path=r["private_path"],
-                                 public_jwk=loads(r["public_jwk"], {}),
-                                 created_at=r["created_at"], activated_at=r["activated_at"],
-                                 retired_at=r["retired_at"]) for r in rows]
+        return [
+            SigningKeyRecord(
+                kid=r["kid"],
+                alg=r["alg"],
+                state=r["state"],
+                private_path=r["private_path"],
+                public_jwk=loads(r["public_jwk"], {}),
+                created_at=r["created_at"],
+                activated_at=r["activated_at"],
+                retired_at=r["retired_at"],
+            )
+            for r in rows
+        ]
 
     def set_state(self, kid: str, state: str, at: float) -> None:
         column = {"current": "activated_at", "retired": "retired_at"}.get(state)

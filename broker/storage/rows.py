@@ -43,8 +43,10 @@ def insert(db: Database, table: str, values: Mapping[str, Any], what: str) -> No
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     try:
-        db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
-                   [_plain(v) for v in values.values()])
+        db.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})",
+            [_plain(v) for v in values.values()],
+        )
     except sqlite3.IntegrityError as exc:
         if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
             raise AlreadyExists(f"{what} already exists", str(exc)) from None

@@ -26,8 +26,9 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await services.run(probe)
     except BrokerError as exc:
-        return web.json_response({"status": "unavailable", "checks": checks,
-                                  "reason": exc.public}, status=503)
+        return web.json_response(
+            {"status": "unavailable", "checks": checks, "reason": exc.public}, status=503
+        )
     return web.json_response({"status": "ready", "checks": checks})
 
 

@@ -35,7 +35,9 @@ def client_addr(request: web.Request) -> str:
     return str(request.get(CLIENT_ADDR) or request.remote or "")
 
 
-def make_middlewares(trusted_proxies: Sequence[str]) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
+def make_middlewares(
+    trusted_proxies: Sequence[str],
+) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     networks = [ipaddress.ip_network(n, strict=False) for n in trusted_proxies]
 
     def trusted(peer: str | None) -> bool:
@@ -70,10 +72,17 @@ def make_middlewares(trusted_proxies: Sequence[str]) -> list[Callable[..., Await
             status = exc.status
             raise
         finally:
-            log.info("request", extra={
-                "request_id": request["request_id"], "method": request.method,
-                "path": request.path, "status": status, "remote": addr,
-                "ms": round((time.perf_counter() - started) * 1000, 2)})
+            log.info(
+                "request",
+                extra={
+                    "request_id": request["request_id"],
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "remote": addr,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
 
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -82,8 +91,9 @@ def make_middlewares(trusted_proxies: Sequence[str]) -> list[Callable[..., Await
         except web.HTTPException:
             raise
         except StoreUnavailable as exc:
-            log.error("store unavailable", extra={"request_id": request_id(request),
-                                                  "detail": exc.detail})
+            log.error(
+                "store unavailable", extra={"request_id": request_id(request), "detail": exc.detail}
+            )
             return _failure(request, 503, "The service is temporarily unavailable.")
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id(request)})
@@ -110,5 +120,7 @@ def _failure(request: web.Request, status: int, message: str) -> web.Response:
         from broker.web.render import error_page
 
         return error_page(request, message, status=status)
-    return web.json_response({"error": "server_error", "error_description": message,
-                              "correlation_id": rid}, status=status)
+    return web.json_response(
+        {"error": "server_error", "error_description": message, "correlation_id": rid},
+        status=status,
+    )

@@ -40,21 +40,34 @@ def _environment(request: web.Request) -> jinja2.Environment:
         app = parent
 
 
-def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
-           status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    html = _environment(request).get_template(template).render(
-        request_id=request.get("request_id", "-"), **(context or {}))
-    response = web.Response(text=html, status=status, content_type="text/html",
-                            headers=headers)
+def render(
+    request: web.Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    html = (
+        _environment(request)
+        .get_template(template)
+        .render(request_id=request.get("request_id", "-"), **(context or {}))
+    )
+    response = web.Response(text=html, status=status, content_type="text/html", headers=headers)
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "form-action *; frame-ancestors 'none'; base-uri 'none'")
+        "form-action *; frame-ancestors 'none'; base-uri 'none'",
+    )
     return response
 
 
-def error_page(request: web.Request, message: str, *, status: int = 400,
-               title: str = "Sign-in could not be completed") -> web.Response:
+def error_page(
+    request: web.Request,
+    message: str,
+    *,
+    status: int = 400,
+    title: str = "Sign-in could not be completed",
+) -> web.Response:
     """A short reason and the correlation id; the full reason is in the audit log."""
     return render(request, "error.html", {"title": title, "message": message}, status=status)

@@ -34,7 +34,8 @@ class Services:
     resolver: TxtResolver
     clock: Clock = field(default_factory=SystemClock)
     executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store"))
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
