@@ -1,0 +1,1 @@
+"""SAML 2.0 service-provider edge: parsing, verification and decryption of IdP responses."""
