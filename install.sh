@@ -3,7 +3,8 @@
 #
 #   ./install.sh            virtualenv + pinned dependencies + `exec-broker init`
 #   ./install.sh --dev      also the test tools, Chromium for the UI tests, xmlsec1 for the
-#                           SAML benchmark's comparison run
+#                           test IdP and the SAML benchmark's comparison run
+#   ./install.sh --no-init  install only (images: keys are made at first start, not baked in)
 #
 # Idempotent: re-running it keeps config/broker.toml, certs/ and the database.
 # System packages it may install (only when missing):
@@ -14,10 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 dev=0
+init=1
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --no-init) init=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -50,4 +53,5 @@ lock=requirements.lock
 .venv/bin/python -m pip install -q -r "$lock"
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 
-.venv/bin/exec-broker init
+[ "$init" = 1 ] && .venv/bin/exec-broker init
+exit 0
