@@ -37,7 +37,7 @@ def rss_kib(pid: int) -> int:
 
 def ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(url + "/readyz", timeout=1) as response:
             return response.status == 200
     except OSError:
         return False
@@ -46,17 +46,30 @@ def ready(url: str) -> bool:
 def one_run(workers: int) -> tuple[float, list[int]]:
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
-        env = {**os.environ, "BROKER_CONFIG": f"{home}/config/broker.toml",
-               "BROKER_PORT": str(port), "BROKER_LOG_LEVEL": "warning"}
+        env = {
+            **os.environ,
+            "BROKER_CONFIG": f"{home}/config/broker.toml",
+            "BROKER_PORT": str(port),
+            "BROKER_LOG_LEVEL": "warning",
+        }
         Path(home, "config").mkdir()
         Path(home, "config", "broker.example.toml").write_text(
-            (ROOT / "config" / "broker.example.toml").read_text())
-        subprocess.run([str(BIN), "init", "--public-url", f"http://127.0.0.1:{port}"], env=env,
-                       check=True, capture_output=True)
+            (ROOT / "config" / "broker.example.toml").read_text()
+        )
+        subprocess.run(
+            [str(BIN), "init", "--public-url", f"http://127.0.0.1:{port}"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         url = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
-        proc = subprocess.Popen([str(BIN), "serve", "--workers", str(workers)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(BIN), "serve", "--workers", str(workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             while not ready(url):
                 if proc.poll() is not None:
@@ -64,9 +77,16 @@ def one_run(workers: int) -> tuple[float, list[int]]:
                 time.sleep(0.01)
             elapsed = time.perf_counter() - started
             time.sleep(1.0)  # settle, then read idle RSS
-            pids = [proc.pid] if workers == 1 else [
-                int(p) for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                                               text=True, check=False).stdout.split()]
+            pids = (
+                [proc.pid]
+                if workers == 1
+                else [
+                    int(p)
+                    for p in subprocess.run(
+                        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+                    ).stdout.split()
+                ]
+            )
             rss = [rss_kib(pid) for pid in pids]
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -84,10 +104,12 @@ def main() -> None:
             elapsed, sizes = one_run(workers)
             times.append(elapsed)
             rss.extend(sizes)
-        print(f"serve --workers {workers}: cold start to /readyz median "
-              f"{statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, "
-              f"max {max(times) * 1000:.0f}, {args.runs} runs); idle RSS per process median "
-              f"{statistics.median(rss) / 1024:.1f} MiB (max {max(rss) / 1024:.1f} MiB)")
+        print(
+            f"serve --workers {workers}: cold start to /readyz median "
+            f"{statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, "
+            f"max {max(times) * 1000:.0f}, {args.runs} runs); idle RSS per process median "
+            f"{statistics.median(rss) / 1024:.1f} MiB (max {max(rss) / 1024:.1f} MiB)"
+        )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,16 @@ def check(path: Path) -> tuple[str, int, int]:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         orgs = conn.execute("SELECT COUNT(*) FROM organizations").fetchone()[0]
         created = conn.execute(
-            "SELECT COUNT(*) FROM events WHERE type = 'organization.created'").fetchone()[0]
+            "SELECT COUNT(*) FROM events WHERE type = 'organization.created'"
+        ).fetchone()[0]
         return integrity, orgs, created
     finally:
         conn.close()
 
 
-def test_backup_during_writes_is_consistent(settings: Settings, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_backup_during_writes_is_consistent(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ctx = multiprocessing.get_context("spawn")
     writer = ctx.Process(target=_keep_writing, args=(str(settings.database), 4.0))
     writer.start()
@@ -65,8 +67,9 @@ def test_backup_during_writes_is_consistent(settings: Settings, tmp_path: Path,
     assert "integrity ok" not in capsys.readouterr().err
 
 
-def test_backup_refuses_to_overwrite(settings: Settings, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_backup_refuses_to_overwrite(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "b.db"
     target.write_text("precious")
     assert cli_main(["backup", str(target)]) == 1
@@ -74,8 +77,9 @@ def test_backup_refuses_to_overwrite(settings: Settings, tmp_path: Path,
     assert "exists" in capsys.readouterr().err
 
 
-def test_restore_needs_confirmation_and_a_sound_file(settings: Settings, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_restore_needs_confirmation_and_a_sound_file(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli_main(["org", "create", "Before"]) == 0
     backup = tmp_path / "b.db"
     assert cli_main(["backup", str(backup)]) == 0

@@ -43,24 +43,33 @@ async def test_verify_tells_outcomes_apart(store: SQLiteStore, dns: FakeDnsServe
     assert name == "_exec-broker-verification.acme.test"
     assert value.startswith("exec-broker-verification=")
 
-    result = await domains.verify_domain(store, resolver(dns), clock, audit.CLI, org.id, "acme.test")
+    result = await domains.verify_domain(
+        store, resolver(dns), clock, audit.CLI, org.id, "acme.test"
+    )
     assert result.outcome == "not_found" and "NXDOMAIN" in result.message
 
     dns.set_txt(name, ["exec-broker-verification=wrong", "v=spf1 -all"])
-    result = await domains.verify_domain(store, resolver(dns), clock, audit.CLI, org.id, "acme.test")
+    result = await domains.verify_domain(
+        store, resolver(dns), clock, audit.CLI, org.id, "acme.test"
+    )
     assert result.outcome == "wrong_value" and "'exec-broker-verification=wrong'" in result.message
 
     dns.set_drop(name)
-    result = await domains.verify_domain(store, resolver(dns, 1), clock, audit.CLI, org.id,
-                                         "acme.test")
+    result = await domains.verify_domain(
+        store, resolver(dns, 1), clock, audit.CLI, org.id, "acme.test"
+    )
     assert result.outcome == "timeout" and "did not answer in time" in result.message
 
     dns.set_servfail(name)
-    result = await domains.verify_domain(store, resolver(dns), clock, audit.CLI, org.id, "acme.test")
+    result = await domains.verify_domain(
+        store, resolver(dns), clock, audit.CLI, org.id, "acme.test"
+    )
     assert result.outcome == "dns_error"
 
     dns.set_txt(name, ["v=spf1 -all", value])
-    result = await domains.verify_domain(store, resolver(dns), clock, audit.CLI, org.id, "acme.test")
+    result = await domains.verify_domain(
+        store, resolver(dns), clock, audit.CLI, org.id, "acme.test"
+    )
     assert result.outcome == "verified" and result.domain.state == "verified"
     kinds = [e.type for e in store.events.after(0, 100)]
     assert kinds.count("organization_domain.verified") == 1
@@ -68,8 +77,9 @@ async def test_verify_tells_outcomes_apart(store: SQLiteStore, dns: FakeDnsServe
     assert "domain.verification_timeout" in actions and "domain.verification_verified" in actions
 
 
-async def test_a_verified_domain_cannot_be_claimed_twice(store: SQLiteStore,
-                                                         dns: FakeDnsServer) -> None:
+async def test_a_verified_domain_cannot_be_claimed_twice(
+    store: SQLiteStore, dns: FakeDnsServer
+) -> None:
     acme = organizations.create_organization(store, clock, audit.CLI, "Acme")
     evil = organizations.create_organization(store, clock, audit.CLI, "Evil")
     mine = domains.add_domain(store, clock, audit.CLI, acme.id, "acme.test")
@@ -77,18 +87,26 @@ async def test_a_verified_domain_cannot_be_claimed_twice(store: SQLiteStore,
     dns.set_txt(expected(mine)[0], [expected(mine)[1], expected(theirs)[1]])
     ok = await domains.verify_domain(store, resolver(dns), clock, audit.CLI, acme.id, "acme.test")
     assert ok.outcome == "verified"
-    again = await domains.verify_domain(store, resolver(dns), clock, audit.CLI, evil.id,
-                                        "acme.test")
+    again = await domains.verify_domain(
+        store, resolver(dns), clock, audit.CLI, evil.id, "acme.test"
+    )
     assert again.outcome == "claimed" and again.domain.state == "pending"
     with pytest.raises(Conflict):
-        domains.add_domain(store, clock, audit.CLI, organizations.create_organization(
-            store, clock, audit.CLI, "Third").id, "acme.test")
+        domains.add_domain(
+            store,
+            clock,
+            audit.CLI,
+            organizations.create_organization(store, clock, audit.CLI, "Third").id,
+            "acme.test",
+        )
     assert domains.is_verified_for(store, acme.id, "acme.test")
     assert not domains.is_verified_for(store, evil.id, "acme.test")
 
 
-@pytest.mark.parametrize("bad", ["gmail.com", "Outlook.com", "localhost", "1.2.3.4", "a..b",
-                                 "-x.com", "x" * 64 + ".com", ""])
+@pytest.mark.parametrize(
+    "bad",
+    ["gmail.com", "Outlook.com", "localhost", "1.2.3.4", "a..b", "-x.com", "x" * 64 + ".com", ""],
+)
 def test_refused_domains(store: SQLiteStore, bad: str) -> None:
     org = organizations.create_organization(store, clock, audit.CLI, "Acme")
     with pytest.raises(InvalidInput):
@@ -96,7 +114,8 @@ def test_refused_domains(store: SQLiteStore, bad: str) -> None:
 
 
 async def test_background_recheck_backs_off_then_fails_after_30_days(
-        store: SQLiteStore, dns: FakeDnsServer) -> None:
+    store: SQLiteStore, dns: FakeDnsServer
+) -> None:
     fixed = FixedClock(1_000_000.0)
     org = organizations.create_organization(store, fixed, audit.CLI, "Acme")
     record = domains.add_domain(store, fixed, audit.CLI, org.id, "acme.test")
@@ -114,15 +133,25 @@ async def test_background_recheck_backs_off_then_fails_after_30_days(
 
 def active_connection(store: SQLiteStore, org_id: str, tested: bool) -> Connection:
     now = clock.now()
-    connection = Connection(id=new_id("conn"), organization_id=org_id, type="saml",
-                            preset="okta", name="Okta", state="active", config={},
-                            created_at=now, updated_at=now, tested_at=now if tested else None)
+    connection = Connection(
+        id=new_id("conn"),
+        organization_id=org_id,
+        type="saml",
+        preset="okta",
+        name="Okta",
+        state="active",
+        config={},
+        created_at=now,
+        updated_at=now,
+        tested_at=now if tested else None,
+    )
     store.connections.create(connection)
     return connection
 
 
 async def test_sso_needs_a_verified_domain_and_a_tested_connection(
-        store: SQLiteStore, dns: FakeDnsServer) -> None:
+    store: SQLiteStore, dns: FakeDnsServer
+) -> None:
     org = organizations.create_organization(store, clock, audit.CLI, "Acme")
     with pytest.raises(PolicyError) as refused:
         policy.enable_sso(store, clock, audit.CLI, org.id)
@@ -147,8 +176,9 @@ async def test_sso_needs_a_verified_domain_and_a_tested_connection(
     assert [a.action for a in store.audit.list(org.id)][:2] == ["sso.disabled", "sso.enabled"]
 
 
-def test_cli_domain_and_sso_twins(settings: Settings, capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_domain_and_sso_twins(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeDnsServer() as dns:
         monkeypatch.setenv("BROKER_DNS_RESOLVERS", dns.address)
         monkeypatch.setenv("BROKER_DNS_TIMEOUT_SECONDS", "2")
