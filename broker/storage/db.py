@@ -5,10 +5,18 @@ lock up front so that two processes never deadlock upgrading a read lock; the bu
 timeout makes a writer wait for the lock instead of failing at once. Each thread
 gets its own connection (sqlite3 objects are not shared across threads); the
 server runs store calls on one thread per process (broker.web.services).
+
+Writers of different processes first queue on an flock() of `<database>.lock`:
+SQLite's own busy handler polls with sleeps of 1 ms and more, which caps a
+two-worker server far below what one writer can do; the kernel hands an flock to
+the next waiter as soon as it is released. SQLite's lock and busy timeout still
+guard against writers that do not take the flock (the sqlite3 shell, say).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,6 +35,7 @@ class Database:
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
+        self._lock_fds: list[int] = []
         self._lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------
@@ -38,8 +47,10 @@ class Database:
             conn = self._open()
             self._local.conn = conn
             self._local.depth = 0
+            self._local.lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             with self._lock:
                 self._all.append(conn)
+                self._lock_fds.append(self._local.lock_fd)
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -76,6 +87,12 @@ class Database:
                 except sqlite3.Error:
                     pass
             self._all.clear()
+            for fd in self._lock_fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._lock_fds.clear()
         self._local = threading.local()
 
     # -- statements --------------------------------------------------------------
@@ -108,24 +125,29 @@ class Database:
             finally:
                 self._local.depth -= 1
             return
+        lock_fd = self._local.lock_fd
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise _translate(exc, self.path) from exc
-        self._local.depth = 1
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
             try:
-                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                conn.execute("ROLLBACK")
                 raise _translate(exc, self.path) from exc
+            self._local.depth = 1
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    conn.execute("ROLLBACK")
+                    raise _translate(exc, self.path) from exc
+            finally:
+                self._local.depth = 0
         finally:
-            self._local.depth = 0
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
     @property
     def in_transaction(self) -> bool:

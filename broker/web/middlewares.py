@@ -21,14 +21,15 @@ from broker.errors import StoreUnavailable
 
 log = logging.getLogger("broker.http")
 
-CLIENT_ADDR = "client_addr"
-SCHEME = "scheme"
+REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT_ADDR = web.RequestKey("client_addr", str)
+SCHEME = web.RequestKey("scheme", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def request_id(request: web.Request) -> str:
-    return str(request.get("request_id", "-"))
+    return request.get(REQUEST_ID, "-")
 
 
 def client_addr(request: web.Request) -> str:
@@ -53,14 +54,14 @@ def make_middlewares(
     async def context(request: web.Request, handler: Handler) -> web.StreamResponse:
         from_proxy = trusted(request.remote)
         rid = request.headers.get("X-Request-Id", "") if from_proxy else ""
-        request["request_id"] = rid[:64] if rid.isprintable() and rid else secrets.token_hex(8)
+        request[REQUEST_ID] = rid[:64] if rid.isprintable() and rid else secrets.token_hex(8)
         addr, scheme = request.remote, request.scheme
         if from_proxy:
             forwarded = request.headers.get("X-Forwarded-For", "")
             if forwarded:
                 addr = forwarded.split(",")[-1].strip() or addr
             scheme = request.headers.get("X-Forwarded-Proto", scheme).split(",")[0].strip()
-        request[CLIENT_ADDR] = addr
+        request[CLIENT_ADDR] = addr or ""
         request[SCHEME] = scheme
         started = time.perf_counter()
         status = 500
@@ -75,7 +76,7 @@ def make_middlewares(
             log.info(
                 "request",
                 extra={
-                    "request_id": request["request_id"],
+                    "request_id": request[REQUEST_ID],
                     "method": request.method,
                     "path": request.path,
                     "status": status,

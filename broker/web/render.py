@@ -10,6 +10,8 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from broker.web.middlewares import request_id
+
 ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja_env", jinja2.Environment)
 
 
@@ -50,7 +52,7 @@ def render(
     html = (
         _environment(request)
         .get_template(template)
-        .render(request_id=request.get("request_id", "-"), **(context or {}))
+        .render(request_id=request_id(request), **(context or {}))
     )
     response = web.Response(text=html, status=status, content_type="text/html", headers=headers)
     response.headers.setdefault("Cache-Control", "no-store")

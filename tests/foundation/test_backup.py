@@ -44,10 +44,12 @@ def test_backup_during_writes_is_consistent(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
-    writer = ctx.Process(target=_keep_writing, args=(str(settings.database), 4.0))
+    writer = ctx.Process(target=_keep_writing, args=(str(settings.database), 8.0))
     writer.start()
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while check(settings.database)[1] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the writer is spawned: wait until it is really writing
         copies = []
         for n in range(3):
             target = tmp_path / f"backup-{n}.db"
