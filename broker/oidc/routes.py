@@ -1,0 +1,42 @@
+"""Routes of the OpenID Connect provider edge (toward Exec).
+
+`setup(app)` configures the login core's lifetimes and issuer from the settings and
+mounts discovery, JWKS, authorize (+ email page, resume), token, revocation, userinfo
+and end-session endpoints.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.core.flows import LoginConfig, configure
+from broker.oidc import authorize, logout, metadata, token, userinfo
+from broker.oidc.server import ProviderServer
+from broker.web.services import SERVICES
+
+
+def setup(app: web.Application) -> None:
+    services = app[SERVICES]
+    settings = services.settings
+    configure(LoginConfig(
+        issuer=services.issuer,
+        code_ttl=int(settings.get("oidc.code_ttl_seconds")),
+        session_ttl=int(settings.get("oidc.session_ttl_seconds")),
+        flow_ttl=int(settings.get("oidc.flow_ttl_seconds")),
+        refresh_ttl=int(settings.get("oidc.refresh_token_ttl_seconds"))))
+    app[token.SERVER] = ProviderServer(services)
+    router = app.router
+    router.add_get("/.well-known/openid-configuration", metadata.openid_configuration)
+    router.add_get("/.well-known/oauth-authorization-server", metadata.openid_configuration)
+    router.add_get("/oauth2/jwks", metadata.jwks)
+    router.add_route("GET", "/oauth2/authorize", authorize.authorize)
+    router.add_route("POST", "/oauth2/authorize", authorize.authorize)
+    router.add_get("/oauth2/login", authorize.email_page)
+    router.add_post("/oauth2/login", authorize.email_submit)
+    router.add_get("/oauth2/resume", authorize.resume)
+    router.add_post("/oauth2/token", token.token)
+    router.add_post("/oauth2/revoke", token.revoke)
+    router.add_route("GET", "/oauth2/userinfo", userinfo.userinfo)
+    router.add_route("POST", "/oauth2/userinfo", userinfo.userinfo)
+    router.add_route("GET", "/oauth2/logout", logout.logout)
+    router.add_route("POST", "/oauth2/logout", logout.logout)

@@ -1,0 +1,301 @@
+"""Authlib's authorization server, wired to the core: token endpoint grants, client
+authentication and revocation (RFC 6749 §3.2.1, §4.1.3, §5, §6; RFC 7636 §4.6;
+RFC 7523 §2.2 / OIDC Core §9 private_key_jwt; RFC 7009).
+
+Authlib does the protocol work (client authentication, PKCE verification, grant
+validation, RFC error bodies); our subclasses only answer its questions from the core
+(redeem a code once, rotate a refresh token) and mint tokens with joserfc. Every call
+runs on the store thread (Services.run): Authlib is synchronous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, InvalidGrantError
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from joserfc.jwk import KeySet
+
+from broker.core import audit, grants
+from broker.core.models import Client
+from broker.core.ports import AccessTokenRecord, AuthCode, RefreshTokenRecord
+from broker.errors import NotFound
+from broker.ids import hash_token, new_token, tokens_equal
+from broker.oidc import tokens
+from broker.web.services import Services
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+SCOPES = ["openid", "email", "profile", "offline_access"]
+
+
+class ClientModel(ClientMixin):  # type: ignore[misc]
+    """Authlib's view of a registered client; the method is exactly the registered one."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def get_client_id(self) -> str:
+        return self.client.id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # redirect_uri is always required and matched exactly
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return " ".join(s for s in (scope or "").split() if s in SCOPES)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.client.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        stored = self.client.secret_hash
+        return stored is not None and tokens_equal(hash_token(client_secret), stored)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == self.client.token_endpoint_auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" or (response_type == "id_token"
+                                           and self.client.front_channel_only)
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("authorization_code", "refresh_token")
+
+
+@dataclass(frozen=True)
+class Grantee:
+    """The 'user' Authlib passes from a grant to token generation."""
+
+    grant_id: str
+    session_id: str
+    claims: dict[str, Any]
+    scope: str
+    auth_time: float
+    nonce: str | None = None
+
+
+@dataclass
+class Issued:
+    grant_id: str
+    session_id: str
+    claims: dict[str, Any]
+    scope: str
+    auth_time: float
+    refresh_token: str | None
+    access_jti: str
+    access_expires_at: float
+
+
+class CodeRecord:
+    def __init__(self, code: AuthCode) -> None:
+        self.code = code
+        self.code_challenge = code.code_challenge
+        self.code_challenge_method = code.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.code.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.code.scope
+
+
+class RefreshRecord:
+    def __init__(self, record: RefreshTokenRecord) -> None:
+        self.record = record
+
+    def check_client(self, client: ClientModel) -> bool:
+        return self.record.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.record.scope
+
+
+class AccessRecord:
+    def __init__(self, record: AccessTokenRecord) -> None:
+        self.record = record
+
+    def check_client(self, client: ClientModel) -> bool:
+        return self.record.client_id == client.get_client_id()
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only (OAuth 2.0 Security BCP §2.1.1: plain is refused)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+
+class _Minting:
+    """Token generation for both grants: joserfc-signed ID and access tokens."""
+
+    server: ProviderServer
+    request: Any
+
+    def generate_token(self, user: Grantee | None = None, scope: str | None = None,
+                       grant_type: str | None = None, expires_in: int | None = None,
+                       include_refresh_token: bool = True) -> dict[str, Any]:
+        assert user is not None
+        return self.server.mint(self.request, user, include_refresh_token)
+
+
+class CodeGrant(_Minting, AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def query_authorization_code(self, code: str, client: ClientModel) -> CodeRecord | None:
+        record = grants.peek_code(self.server.store, self.server.clock, client.get_client_id(),
+                                  code, self.request.actor)
+        self.request.presented = ("code", code)
+        return CodeRecord(record) if record is not None else None
+
+    def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
+        """Nothing to do: save_token consumed it atomically with recording the tokens."""
+
+    def authenticate_user(self, authorization_code: CodeRecord) -> Grantee:
+        code = authorization_code.code
+        return Grantee(code.grant_id, code.session_id, code.claims, code.scope, code.auth_time,
+                       code.nonce)
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        raise NotImplementedError("codes are issued by broker.core.login")
+
+
+class RefreshGrant(_Minting, RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        record = grants.peek_refresh(self.server.store, self.server.clock,
+                                     self.request.client.get_client_id(), refresh_token,
+                                     self.request.actor)
+        self.request.presented = ("refresh", refresh_token)
+        return RefreshRecord(record) if record is not None else None
+
+    def authenticate_user(self, refresh_token: RefreshRecord) -> Grantee:
+        r = refresh_token.record
+        return Grantee(r.family_id, r.session_id, r.claims, r.scope, r.auth_time)
+
+    def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
+        """Nothing to do: save_token rotated it atomically with recording the new tokens."""
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """private_key_jwt (OIDC Core §9): a JWT signed with a key from the client's JWKS,
+    audience our issuer or token endpoint, used once."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: ProviderServer) -> None:
+        super().__init__(validate_jti=True, leeway=60)
+        self.server = server
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.server.services.issuer
+        return [issuer, issuer + "/oauth2/token"]
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        client_id = str(claims["sub"])
+        expires = float(claims.get("exp") or self.server.clock.now() + 600)
+        store = self.server.store
+        with store.transaction():
+            return store.grants.remember_assertion(hash_token(f"{client_id}\x00{jti}"),
+                                                   client_id, expires)
+
+    def resolve_client_public_key(self, client: ClientModel) -> KeySet:
+        return KeySet.import_key_set(client.client.jwks or {"keys": []})  # type: ignore[arg-type]
+
+
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        server: ProviderServer = self.server
+        record = server.store.grants.find_refresh(hash_token(token_string))
+        if record is not None:
+            return RefreshRecord(record)
+        claims = tokens.verify(server.services.keyring, token_string, issuer=server.issuer,
+                               typ="at+jwt", check_exp=False)
+        access = server.store.grants.find_access(str(claims["jti"])) if claims else None
+        return AccessRecord(access) if access is not None else None
+
+    def revoke_token(self, token: Any, request: Any) -> None:
+        server: ProviderServer = self.server
+        if isinstance(token, RefreshRecord):
+            grants.revoke_refresh(server.store, server.clock, token.record)
+        elif isinstance(token, AccessRecord):
+            with server.store.transaction():
+                server.store.grants.revoke_access(token.record.jti, server.clock.now())
+
+
+class ProviderServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, services: Services) -> None:
+        super().__init__(scopes_supported=SCOPES)
+        self.services = services
+        self.store = services.store
+        self.clock = services.clock
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJWT(self))
+        self.register_grant(CodeGrant, [S256Only(required=True)])
+        self.register_grant(RefreshGrant)
+        self.register_endpoint(Revocation)
+
+    @property
+    def issuer(self) -> str:
+        return self.services.issuer
+
+    def query_client(self, client_id: str) -> ClientModel | None:
+        try:
+            return ClientModel(self.store.clients.get(client_id))
+        except NotFound:
+            return None
+
+    def create_oauth2_request(self, request: Any) -> Any:
+        return request  # already an AiohttpOAuth2Request (broker.oidc.adapter)
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
+        return status, body, list(headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def mint(self, request: Any, user: Grantee, include_refresh_token: bool) -> dict[str, Any]:
+        settings = self.services.settings
+        client: Client = request.client.client
+        alg = client.id_token_signed_response_alg
+        at_ttl = int(settings.get("oidc.access_token_ttl_seconds"))
+        now = self.clock.now()
+        access, jti, exp = tokens.access_token(
+            self.services.keyring, issuer=self.issuer, client_id=client.id, alg=alg,  # type: ignore[arg-type]
+            subject=user.claims["sub"], scope=user.scope, ttl=at_ttl, auth_time=user.auth_time,
+            sid=user.session_id, org_id=user.claims.get("org_id"), now=now)
+        id_token = tokens.id_token(
+            self.services.keyring, issuer=self.issuer, client_id=client.id, alg=alg,
+            user_claims=user.claims, ttl=int(settings.get("oidc.id_token_ttl_seconds")),
+            nonce=user.nonce, auth_time=user.auth_time, sid=user.session_id, now=now)
+        refresh = new_token(32) if include_refresh_token else None
+        request.issued = Issued(user.grant_id, user.session_id, user.claims, user.scope,
+                                user.auth_time, refresh, jti, exp)
+        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access,
+                                 "expires_in": at_ttl, "id_token": id_token, "scope": user.scope}
+        if refresh:
+            token["refresh_token"] = refresh
+        return token
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        issued: Issued = request.issued
+        kind, presented = request.presented
+        try:
+            grants.record_issued(
+                self.store, self.clock.now(), grant_id=issued.grant_id,
+                client_id=request.client.get_client_id(), session_id=issued.session_id,
+                claims=issued.claims, scope=issued.scope, auth_time=issued.auth_time,
+                refresh_token=issued.refresh_token, access_jti=issued.access_jti,
+                access_expires_at=issued.access_expires_at,
+                code=presented if kind == "code" else None,
+                spent_refresh=presented if kind == "refresh" else None)
+        except grants.AlreadyUsed as exc:
+            raise InvalidGrantError(str(exc)) from None
+
+
+def actor_for(client_addr: str, request_id: str) -> audit.Actor:
+    return audit.Actor("oauth", remote_addr=client_addr, correlation_id=request_id)
