@@ -71,7 +71,16 @@ def _int(low: int, high: int) -> Callable[[Any], int]:
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+    if isinstance(value, str) and value.lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
         return value.lower() in ("1", "true", "yes", "on")
     raise ValueError("must be true or false")
 
@@ -144,56 +153,213 @@ class Setting:
 REQUIRED = object()
 
 SCHEMA: tuple[Setting, ...] = (
-    Setting("server", "public_url", _url, "http://127.0.0.1:8080",
-            "External base URL; the OIDC issuer. Must be what browsers and Exec use."),
+    Setting(
+        "server",
+        "public_url",
+        _url,
+        "http://127.0.0.1:8080",
+        "External base URL; the OIDC issuer. Must be what browsers and Exec use.",
+    ),
     Setting("server", "host", _nonempty, "127.0.0.1", "Address to bind."),
     Setting("server", "port", _int(1, 65535), 8080, "TCP port to bind."),
     Setting("server", "workers", _int(1, 64), 1, "Processes sharing the port (SO_REUSEPORT)."),
-    Setting("server", "trusted_proxies", _list(_network), (),
-            "Peers whose X-Forwarded-For/-Proto are honoured (CIDRs)."),
-    Setting("server", "tls_cert", _str, "", "PEM certificate chain to serve HTTPS directly.", path=True),
+    Setting(
+        "server",
+        "trusted_proxies",
+        _list(_network),
+        (),
+        "Peers whose X-Forwarded-For/-Proto are honoured (CIDRs).",
+    ),
+    Setting(
+        "server", "tls_cert", _str, "", "PEM certificate chain to serve HTTPS directly.", path=True
+    ),
     Setting("server", "tls_key", _str, "", "PEM private key for tls_cert.", path=True),
-    Setting("server", "max_body_bytes", _int(1024, 64 * 1024 * 1024), 2 * 1024 * 1024,
-            "Largest request body accepted."),
+    Setting(
+        "server",
+        "max_body_bytes",
+        _int(1024, 64 * 1024 * 1024),
+        2 * 1024 * 1024,
+        "Largest request body accepted.",
+    ),
     Setting("storage", "database", _nonempty, "data/broker.db", "SQLite database file.", path=True),
-    Setting("storage", "busy_timeout_ms", _int(100, 600_000), 5000,
-            "How long a writer waits for the lock before failing."),
+    Setting(
+        "storage",
+        "busy_timeout_ms",
+        _int(100, 600_000),
+        5000,
+        "How long a writer waits for the lock before failing.",
+    ),
     Setting("keys", "certs_dir", _nonempty, "certs", "Directory of generated keys.", path=True),
-    Setting("keys", "rotation_grace_seconds", _int(60, 90 * 86400), 7 * 86400,
-            "How long a retired signing key stays in the JWKS."),
+    Setting(
+        "keys",
+        "rotation_grace_seconds",
+        _int(60, 90 * 86400),
+        7 * 86400,
+        "How long a retired signing key stays in the JWKS.",
+    ),
     Setting("log", "level", _choice("debug", "info", "warning", "error"), "info", "Log level."),
     Setting("log", "format", _choice("json", "text"), "json", "Log line format."),
-    Setting("dns", "resolvers", _list(_host_port), (),
-            "DNS servers for domain verification (IP or IP:port); empty = system resolvers."),
+    Setting(
+        "dns",
+        "resolvers",
+        _list(_host_port),
+        (),
+        "DNS servers for domain verification (IP or IP:port); empty = system resolvers.",
+    ),
     Setting("dns", "timeout_seconds", _int(1, 60), 5, "DNS look-up timeout."),
     Setting("oidc", "code_ttl_seconds", _int(10, 600), 60, "Authorization code lifetime."),
     Setting("oidc", "access_token_ttl_seconds", _int(60, 86400), 600, "Access token lifetime."),
     Setting("oidc", "id_token_ttl_seconds", _int(60, 86400), 600, "ID token lifetime."),
-    Setting("oidc", "refresh_token_ttl_seconds", _int(300, 365 * 86400), 30 * 86400,
-            "Refresh token lifetime."),
-    Setting("oidc", "session_ttl_seconds", _int(300, 30 * 86400), 8 * 3600,
-            "Broker session lifetime (no new IdP round trip within it)."),
-    Setting("oidc", "flow_ttl_seconds", _int(60, 3600), 600,
-            "How long a pending login (authorize request) may take."),
-    Setting("saml", "clock_skew_seconds", _int(0, 900), 120,
-            "Allowed clock skew for NotBefore/NotOnOrAfter."),
-    Setting("saml", "metadata_refresh_seconds", _int(300, 7 * 86400), 86400,
-            "How often metadata URLs are re-fetched."),
-    Setting("saml", "metadata_max_bytes", _int(10_000, 20_000_000), 2_000_000,
-            "Largest metadata document accepted."),
+    Setting(
+        "oidc",
+        "refresh_token_ttl_seconds",
+        _int(300, 365 * 86400),
+        30 * 86400,
+        "Refresh token lifetime.",
+    ),
+    Setting(
+        "oidc",
+        "session_ttl_seconds",
+        _int(300, 30 * 86400),
+        8 * 3600,
+        "Broker session lifetime (no new IdP round trip within it).",
+    ),
+    Setting(
+        "oidc",
+        "flow_ttl_seconds",
+        _int(60, 3600),
+        600,
+        "How long a pending login (authorize request) may take.",
+    ),
+    Setting(
+        "saml",
+        "clock_skew_seconds",
+        _int(0, 900),
+        120,
+        "Allowed clock skew for NotBefore/NotOnOrAfter.",
+    ),
+    Setting(
+        "saml",
+        "metadata_refresh_seconds",
+        _int(300, 7 * 86400),
+        86400,
+        "How often metadata URLs are re-fetched.",
+    ),
+    Setting(
+        "saml",
+        "metadata_max_bytes",
+        _int(10_000, 20_000_000),
+        2_000_000,
+        "Largest metadata document accepted.",
+    ),
     Setting("saml", "metadata_timeout_seconds", _int(1, 120), 10, "Metadata fetch timeout."),
-    Setting("network", "private_hosts_allowlist", _list(_hostname), (),
-            "Hosts allowed to resolve to private addresses for metadata/discovery fetches."),
+    Setting(
+        "upstream_oidc",
+        "timeout_seconds",
+        _int(1, 120),
+        10,
+        "Timeout of each call to a customer's OIDC IdP (discovery, JWKS, token, userinfo).",
+    ),
+    Setting(
+        "upstream_oidc",
+        "max_response_bytes",
+        _int(10_000, 20_000_000),
+        1_000_000,
+        "Largest answer accepted from an upstream OIDC IdP.",
+    ),
+    Setting(
+        "upstream_oidc",
+        "discovery_ttl_seconds",
+        _int(60, 7 * 86400),
+        3600,
+        "How long an IdP's discovery document is cached.",
+    ),
+    Setting(
+        "upstream_oidc",
+        "jwks_min_refresh_seconds",
+        _int(1, 3600),
+        10,
+        "Least time between two JWKS re-fetches caused by an unknown kid.",
+    ),
+    Setting(
+        "upstream_oidc",
+        "clock_skew_seconds",
+        _int(0, 900),
+        120,
+        "Allowed clock skew for upstream ID token exp/iat.",
+    ),
+    Setting(
+        "upstream_oidc",
+        "allow_insecure_loopback",
+        _bool,
+        False,
+        "Allow plain http to an IdP on 127.0.0.1/::1 (tests and demos only).",
+    ),
+    Setting(
+        "network",
+        "private_hosts_allowlist",
+        _list(_hostname),
+        (),
+        "Hosts allowed to resolve to private addresses for metadata/discovery fetches.",
+    ),
     Setting("scim", "max_page_size", _int(10, 10_000), 1000, "Largest SCIM list page."),
-    Setting("scim", "rate_limit_per_second", _int(1, 100_000), 200,
-            "Sustained SCIM requests per second per directory (burst 4x)."),
-    Setting("scim", "journal_retention_days", _int(1, 3650), 30, "How long SCIM requests are kept."),
-    Setting("scim", "token_overlap_seconds", _int(0, 30 * 86400), 86400,
-            "How long the previous SCIM token keeps working after rotation."),
+    Setting(
+        "scim",
+        "rate_limit_per_second",
+        _int(1, 100_000),
+        200,
+        "Sustained SCIM requests per second per directory (burst 4x).",
+    ),
+    Setting(
+        "scim", "journal_retention_days", _int(1, 3650), 30, "How long SCIM requests are kept."
+    ),
+    Setting(
+        "scim",
+        "token_overlap_seconds",
+        _int(0, 30 * 86400),
+        86400,
+        "How long the previous SCIM token keeps working after rotation.",
+    ),
     Setting("events", "retention_days", _int(1, 3650), 30, "How long events are kept."),
+    Setting(
+        "webhooks",
+        "timeout_seconds",
+        _int(1, 60),
+        10,
+        "How long one webhook delivery may take before it counts as failed.",
+    ),
+    Setting(
+        "webhooks",
+        "retry_base_ms",
+        _int(10, 3_600_000),
+        5000,
+        "First retry delay after a failed delivery; doubles per failure (with jitter).",
+    ),
+    Setting(
+        "webhooks", "retry_max_seconds", _int(1, 86400), 3600, "Longest delay between two retries."
+    ),
+    Setting(
+        "webhooks",
+        "failing_after_seconds",
+        _int(1, 30 * 86400),
+        3 * 86400,
+        "How long an event may keep failing before the endpoint is marked failing.",
+    ),
+    Setting(
+        "webhooks",
+        "poll_interval_ms",
+        _int(10, 60_000),
+        200,
+        "How often the delivery worker looks for new events.",
+    ),
     Setting("admin", "idle_timeout_seconds", _int(60, 86400), 1800, "Admin session idle timeout."),
-    Setting("admin", "setup_token_ttl_seconds", _int(60, 7 * 86400), 86400,
-            "Lifetime of the first-run setup URL."),
+    Setting(
+        "admin",
+        "setup_token_ttl_seconds",
+        _int(60, 7 * 86400),
+        86400,
+        "Lifetime of the first-run setup URL.",
+    ),
 )
 
 ALIASES: Mapping[str, str] = {
@@ -293,7 +459,9 @@ def load(
             where = source if source.startswith("BROKER_") else setting.name
             raise ConfigError(f"{where}: {exc} (got {value!r})") from None
         if setting.path and parsed:
-            parsed = str((base_dir / parsed).resolve()) if not Path(parsed).is_absolute() else parsed
+            parsed = (
+                str((base_dir / parsed).resolve()) if not Path(parsed).is_absolute() else parsed
+            )
         values[setting.name] = parsed
         sources[setting.name] = source
     if bool(values["server.tls_cert"]) != bool(values["server.tls_key"]):

@@ -1,0 +1,262 @@
+"""OIDC connections: creating one (type `oidc` in the connections table) and its rules.
+
+The configuration (Connection.config, JSON) of an OIDC connection:
+
+    issuer            the IdP's issuer, exactly as its discovery document names it
+    client_id         our client ID at the IdP
+    token_auth_method client_secret_basic | client_secret_post | private_key_jwt
+    client_secret_enc the client secret sealed at rest (broker.crypto.secrets.SecretBox,
+                      context `oidc-client-secret:{connection_id}`); never shown again
+    scopes            list; `openid` always first (default openid email profile)
+    claims            per-connection claim-name overrides, field → claim name
+    ca_pem            optional PEM bundle replacing the system trust store for this IdP
+    hosted_domain     optional (Google): the `hd` claim every login must carry
+
+Lifecycle (activate, deactivate, test) is core.connections' and core.login's; events and
+audit entries are written in the same transaction as the connection (an outbox).
+Standard library only (DESIGN §3): the secret is sealed through the `seal` callable the
+caller wires (SecretBox.encrypt), so the core never holds a key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from broker.clock import Clock
+from broker.core import audit, connections, events
+from broker.core.models import Connection
+from broker.core.ports import Store
+from broker.errors import InvalidInput
+from broker.ids import new_id
+
+# broker.upstream_oidc.presets holds each preset's claim names; a test keeps these equal.
+OIDC_PRESETS: tuple[str, ...] = (
+    "okta",
+    "entra",
+    "google",
+    "onelogin",
+    "pingone",
+    "jumpcloud",
+    "rippling",
+    "cyberark",
+    "generic",
+)
+CLAIM_FIELDS: tuple[str, ...] = (
+    "email",
+    "given_name",
+    "family_name",
+    "name",
+    "groups",
+    "roles",
+    "idp_id",
+)
+AUTH_METHODS: tuple[str, ...] = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+DEFAULT_SCOPES: tuple[str, ...] = ("openid", "email", "profile")
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+_CLAIM_NAME = re.compile(r"^[\x21-\x7e]{1,200}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def secret_context(connection_id: str) -> str:
+    """The AES-GCM associated data: a sealed secret only opens for its own connection."""
+    return f"oidc-client-secret:{connection_id}"
+
+
+@dataclass(frozen=True)
+class OidcConnectionInput:
+    organization_id: str
+    preset: str
+    issuer: str
+    client_id: str
+    client_secret: str | None = None
+    token_auth_method: str = "client_secret_basic"  # noqa: S105 (a method name)
+    scopes: Sequence[str] = DEFAULT_SCOPES
+    claims: Mapping[str, str] = field(default_factory=dict)
+    ca_pem: str | None = None
+    hosted_domain: str | None = None
+    name: str | None = None
+
+
+def check_issuer(issuer: str, allow_insecure_loopback: bool = False) -> str:
+    """An https URL without query, fragment or credentials (OIDC Discovery §2: the issuer
+    is a case-sensitive https URL). Kept exactly as given: it must match the IdP's."""
+    text = issuer.strip()
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidInput("the issuer is not a valid URL") from None
+    if not host:
+        raise InvalidInput("the issuer must be an absolute URL such as https://idp.example.com")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidInput("the issuer must not carry a query, fragment or credentials")
+    if parts.scheme == "https":
+        return text
+    if parts.scheme == "http" and allow_insecure_loopback and host in _LOOPBACK:
+        return text  # local tests and demos only, by explicit opt-in
+    raise InvalidInput("the issuer must use https")
+
+
+def check_scopes(scopes: Sequence[str]) -> list[str]:
+    result = ["openid"]
+    for scope in scopes:
+        for token in str(scope).split():
+            if not _SCOPE_TOKEN.match(token):
+                raise InvalidInput(f"{token!r} is not a valid OAuth scope")
+            if token not in result:
+                result.append(token)
+    return result
+
+
+def check_claims(claims: Mapping[str, str]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for field_name, claim in claims.items():
+        if field_name not in CLAIM_FIELDS:
+            raise InvalidInput(
+                f"unknown claim field {field_name!r}; known: {', '.join(CLAIM_FIELDS)}"
+            )
+        if not isinstance(claim, str) or not _CLAIM_NAME.match(claim):
+            raise InvalidInput(f"claim name for {field_name} must be 1-200 visible characters")
+        checked[field_name] = claim
+    return checked
+
+
+def check_hosted_domain(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    domain = value.strip().lower().rstrip(".")
+    if not _DOMAIN.match(domain):
+        raise InvalidInput(f"{value!r} is not a domain name")
+    return domain
+
+
+def create_oidc_connection(
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    data: OidcConnectionInput,
+    *,
+    seal: Callable[[str, str], str],
+    allow_insecure_loopback: bool = False,
+) -> Connection:
+    """A draft OIDC connection, with its secret sealed; one transaction, nothing partial."""
+    if data.preset not in OIDC_PRESETS:
+        raise InvalidInput(f"unknown OIDC preset {data.preset!r}; known: {', '.join(OIDC_PRESETS)}")
+    issuer = check_issuer(data.issuer, allow_insecure_loopback)
+    client_id = data.client_id.strip()
+    if not client_id or len(client_id) > 255 or not client_id.isprintable():
+        raise InvalidInput("the client ID must be 1-255 printable characters")
+    if data.token_auth_method not in AUTH_METHODS:
+        raise InvalidInput(f"token auth method must be one of {', '.join(AUTH_METHODS)}")
+    secret = data.client_secret or ""
+    if data.token_auth_method == "private_key_jwt":  # noqa: S105
+        if secret:
+            raise InvalidInput("private_key_jwt uses the broker's key; give no client secret")
+    elif not secret.strip():
+        raise InvalidInput("a client secret is required (or use private_key_jwt)")
+    ca_pem = (data.ca_pem or "").strip() or None
+    if ca_pem is not None and "-----BEGIN CERTIFICATE-----" not in ca_pem:
+        raise InvalidInput("the CA bundle must hold PEM certificates")
+    hosted_domain = check_hosted_domain(data.hosted_domain)
+    if hosted_domain and data.preset != "google":
+        raise InvalidInput("a hosted domain applies to the google preset only")
+
+    connection_id = new_id("conn")
+    config: dict[str, Any] = {
+        "issuer": issuer,
+        "client_id": client_id,
+        "token_auth_method": data.token_auth_method,
+        "client_secret_enc": seal(secret, secret_context(connection_id)) if secret else None,
+        "scopes": check_scopes(data.scopes),
+        "claims": check_claims(data.claims),
+        "ca_pem": ca_pem,
+        "hosted_domain": hosted_domain,
+    }
+    now = clock.now()
+    with store.transaction():
+        org = store.organizations.get(data.organization_id)
+        connection = Connection(
+            id=connection_id,
+            organization_id=org.id,
+            type="oidc",
+            preset=data.preset,
+            name=(data.name or "").strip() or f"{data.preset} OIDC",
+            state="draft",
+            config=config,
+            created_at=now,
+            updated_at=now,
+        )
+        store.connections.create(connection)
+        events.record(store, "connection.created", org.id, connections.describe(connection), now)
+        audit.record(
+            store,
+            actor,
+            "connection.created",
+            now,
+            organization_id=org.id,
+            target=connection.id,
+            type="oidc",
+            preset=data.preset,
+            issuer=issuer,
+            client_id=client_id,
+            token_auth_method=data.token_auth_method,
+        )
+    return connection
+
+
+def rotate_client_secret(
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    connection_id: str,
+    secret: str,
+    *,
+    seal: Callable[[str, str], str],
+) -> Connection:
+    """Replace the sealed client secret (the IdP rotated it); audited, never logged."""
+    if not secret.strip():
+        raise InvalidInput("the client secret must not be empty")
+    now = clock.now()
+    with store.transaction():
+        connection = store.connections.get(connection_id)
+        if connection.type != "oidc":
+            raise InvalidInput("only OIDC connections have a client secret")
+        config = dict(
+            connection.config,
+            client_secret_enc=seal(secret, secret_context(connection_id)),
+            token_auth_method="client_secret_basic"
+            if connection.config.get("token_auth_method") == "private_key_jwt"
+            else connection.config.get("token_auth_method"),
+        )
+        connection = store.connections.update(connection_id, config=config, updated_at=now)
+        audit.record(
+            store,
+            actor,
+            "connection.secret_rotated",
+            now,
+            organization_id=connection.organization_id,
+            target=connection_id,
+        )
+    return connection
+
+
+def describe(connection: Connection) -> dict[str, Any]:
+    """What the CLI and the UI show of an OIDC connection: never the secret."""
+    config = connection.config
+    return {
+        **connections.describe(connection),
+        "issuer": config.get("issuer"),
+        "client_id": config.get("client_id"),
+        "token_auth_method": config.get("token_auth_method"),
+        "client_secret_set": bool(config.get("client_secret_enc")),
+        "scopes": list(config.get("scopes") or ()),
+        "claims": dict(config.get("claims") or {}),
+        "custom_ca": bool(config.get("ca_pem")),
+        "hosted_domain": config.get("hosted_domain"),
+    }
