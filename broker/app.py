@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -28,10 +29,22 @@ log = logging.getLogger("broker.app")
 
 # Each edge module exposes `setup(app)`; listed here so that the edges never import
 # each other and each can be left out of a minimal build.
-EDGE_MODULES: tuple[str, ...] = ()
+EDGE_MODULES: tuple[str, ...] = (
+    "broker.api",
+    "broker.oidc.routes",
+    "broker.admin.routes",
+    "broker.saml.routes",
+    "broker.scim.routes",
+    "broker.upstream_oidc.routes",
+)
 
 # Each background module exposes `async def run(services)`; started once per worker.
-BACKGROUND_MODULES: tuple[str, ...] = ()
+BACKGROUND_MODULES: tuple[str, ...] = (
+    "broker.api.webhook_worker",
+    "broker.oidc.backchannel",
+    "broker.admin.domain_recheck",
+    "broker.saml.refresh",
+)
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -59,12 +72,32 @@ def make_app(
     app[ENV_KEY] = make_environment()
     health.setup(app)
     app.router.add_static("/static", ui_dir() / "static", append_version=False)
+    if "broker.saml.routes" in EDGE_MODULES:
+        _register_saml_tools()
     for name in EDGE_MODULES:
         importlib.import_module(name).setup(app)
     app.cleanup_ctx.append(_services_lifecycle)
     if background:
         app.cleanup_ctx.append(_background_tasks)
     return app
+
+
+def _register_saml_tools() -> None:
+    """The setup UI reads SAML metadata parsing, SP endpoints and preset guidance through
+    the core (broker.admin never imports broker.saml)."""
+    from broker.core import connection_tools
+    from broker.saml import endpoints, idp_settings, presets
+
+    connection_tools.register(
+        connection_tools.SamlTools(
+            sp_summary=endpoints.sp_summary,
+            start_path=endpoints.start_path,
+            from_xml=lambda xml, now: idp_settings.from_xml(xml, now),
+            from_url=idp_settings.from_url,
+            manual=lambda entity, url, certs, now: idp_settings.manual(entity, url, certs, now),
+            preset=presets.get_preset,
+        )
+    )
 
 
 async def _services_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -75,12 +108,26 @@ async def _services_lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.store.close()
 
 
+async def _checkpoints(services: Services, every: float = 1.0) -> None:
+    """Move WAL pages into the database file off the request path, on a thread of its own
+    (a checkpoint fsyncs; inside a request it would hold the write lock meanwhile)."""
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint") as pool:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await loop.run_in_executor(pool, services.store.checkpoint)
+            except Exception:
+                log.warning("checkpoint failed", exc_info=True)
+
+
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     tasks = [
         asyncio.create_task(importlib.import_module(name).run(services), name=name)
         for name in BACKGROUND_MODULES
     ]
+    tasks.append(asyncio.create_task(_checkpoints(services), name="checkpoints"))
     yield
     for task in tasks:
         task.cancel()

@@ -1,0 +1,87 @@
+"""The SCIM 2.0 edge's HTTP side: `/scim/v2/{directory_id}/…` (RFC 7644 §3).
+
+A handler reads the bearer token, the body (with a size limit, before any parsing) and
+the query, hands plain data to broker.scim.service on the store thread — one hop per
+request — and writes the answer. Every failure, including a body that is too large or a
+method we do not know, is a SCIM error document (RFC 7644 §3.12).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from broker.scim import errors
+from broker.scim.handlers import Request
+from broker.scim.service import Call, Limits, execute
+from broker.web.middlewares import client_addr, request_id
+from broker.web.services import SERVICES
+
+PREFIX = "/scim/v2"
+LIMITS: web.AppKey[Limits] = web.AppKey("scim_limits", Limits)
+MAX_BODY: web.AppKey[int] = web.AppKey("scim_max_body", int)
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SERVICES].settings
+    app[LIMITS] = Limits(
+        max_page_size=settings.get("scim.max_page_size"),
+        rate_per_second=float(settings.get("scim.rate_limit_per_second")),
+        retention_seconds=settings.get("scim.journal_retention_days") * 86400.0,
+    )
+    app[MAX_BODY] = settings.get("server.max_body_bytes")
+    app.router.add_route("*", PREFIX + "/{directory_id}", handle)
+    app.router.add_route("*", PREFIX + "/{directory_id}/{tail:.*}", handle)
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.ScimError(413, f"The request body is larger than {limit} bytes.")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise errors.ScimError(413, f"The request body is larger than {limit} bytes.")
+    return body
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    directory_id = request.match_info["directory_id"]
+    try:
+        body = b""
+        if request.method in ("POST", "PUT", "PATCH"):
+            body = await _read_body(request, request.app[MAX_BODY])
+    except errors.ScimError as exc:
+        return errors.error_response(exc)
+    base_url = f"{services.settings.public_url.rstrip('/')}{PREFIX}/{directory_id}"
+    call = Call(
+        directory_id=directory_id,
+        token=_bearer(request),
+        request=Request(
+            method=request.method,
+            path="/" + request.match_info.get("tail", ""),
+            query=request.query,
+            body=body,
+            base_url=base_url,
+            if_match=request.headers.get("If-Match"),
+            query_string=request.query_string,
+        ),
+        user_agent=request.headers.get("User-Agent"),
+        remote_addr=client_addr(request),
+        request_id=request_id(request),
+    )
+    outcome = await services.run(execute, services.store, services.clock, request.app[LIMITS], call)
+    if outcome.body is None:
+        return web.Response(status=outcome.status, headers=outcome.headers)
+    return web.Response(
+        status=outcome.status,
+        body=outcome.body,
+        headers=outcome.headers,
+        content_type=errors.SCIM_JSON,
+    )

@@ -1,0 +1,162 @@
+"""One SCIM request, start to end, on the store thread (RFC 7644 §3).
+
+Authentication, throttling, the operation and the journal entry share one write
+transaction (one BEGIN IMMEDIATE per request keeps the throughput up and makes the
+token bucket exact across workers). When the operation fails, that transaction rolls
+back (no data, no events) and a second one records the failure in the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.clock import Clock
+from broker.core import directories
+from broker.core.directory_types import Directory
+from broker.core.ports import Store
+from broker.core.provisioning import PreconditionFailed
+from broker.errors import AlreadyExists, InvalidInput, NotFound, StoreUnavailable
+from broker.scim import errors, journal
+from broker.scim.errors import ScimError
+from broker.scim.handlers import Outcome, Request, route
+
+log = logging.getLogger("broker.scim")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_page_size: int
+    rate_per_second: float
+    retention_seconds: float
+
+
+@dataclass
+class Call:
+    """What the HTTP layer hands over: plain data, no aiohttp objects."""
+
+    directory_id: str
+    token: str | None
+    request: Request
+    user_agent: str | None = None
+    remote_addr: str | None = None
+    request_id: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+_last_purge = 0.0
+
+
+def execute(store: Store, clock: Clock, limits: Limits, call: Call) -> Outcome:
+    # Writers of several workers queue on the store's flock (broker/storage/db.py).
+    now = clock.now()
+    directory: Directory | None = None
+    try:
+        with store.transaction():
+            directory = _authenticate(store, call, now)
+            wait = directories.throttle(store, directory.id, now, limits.rate_per_second)
+            if wait > 0:
+                raise ScimError(
+                    429,
+                    "Too many requests for this directory; retry later.",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+            outcome = route(store, clock, directory, call.request, limits.max_page_size)
+            _record(store, directory, call, outcome, now)
+            _purge(store, now, limits.retention_seconds)
+            return outcome
+    except ScimError as exc:
+        outcome = _failure(exc)
+    except NotFound as exc:
+        outcome = _failure(errors.not_found(exc.public))
+    except AlreadyExists as exc:
+        outcome = _failure(errors.uniqueness(exc.public))
+    except PreconditionFailed as exc:
+        outcome = _failure(ScimError(412, exc.public))
+    except InvalidInput as exc:
+        outcome = _failure(errors.invalid_value(exc.public))
+    except StoreUnavailable as exc:
+        log.error("store unavailable", extra={"request_id": call.request_id, "detail": exc.detail})
+        return _failure(
+            ScimError(503, "The service is temporarily unavailable.", headers={"Retry-After": "5"})
+        )
+    except Exception:
+        log.exception("SCIM request failed", extra={"request_id": call.request_id})
+        outcome = _failure(
+            ScimError(
+                500,
+                "Something went wrong on our side; the change "
+                f"was not made (request id {call.request_id}).",
+            )
+        )
+    if directory is not None or outcome.status == 401:
+        try:
+            with store.transaction():
+                _record(store, directory, call, outcome, now)
+        except StoreUnavailable:
+            pass
+    return outcome
+
+
+def _authenticate(store: Store, call: Call, now: float) -> Directory:
+    try:
+        return directories.authenticate(store, call.directory_id, call.token, now)
+    except NotFound:
+        raise errors.unauthorized() from None
+
+
+def _failure(exc: ScimError) -> Outcome:
+    return Outcome(
+        exc.status,
+        json.dumps(exc.body(), separators=(",", ":")).encode(),
+        dict(exc.headers),
+        {"error": exc.scim_type or exc.status, "detail": exc.detail},
+    )
+
+
+def _record(
+    store: Store, directory: Directory | None, call: Call, outcome: Outcome, now: float
+) -> None:
+    if directory is None:
+        try:
+            known = store.directories.get(call.directory_id)
+        except NotFound:
+            return  # unknown directory: nothing to attach the entry to
+        directory_id, org_id = known.id, known.organization_id
+    else:
+        directory_id, org_id = directory.id, directory.organization_id
+    req = call.request
+    store.scim_journal.append(
+        journal.entry(
+            directory_id=directory_id,
+            organization_id=org_id,
+            at=now,
+            method=req.method,
+            path=req.path + (f"?{req.query_string}" if req.query_string else ""),
+            status=outcome.status,
+            request_body=req.body,
+            response_body=outcome.body,
+            change=outcome.change,
+            user_agent=call.user_agent,
+            remote_addr=call.remote_addr,
+            request_id=call.request_id,
+            ms=(time.perf_counter() - call.started) * 1000,
+        )
+    )
+
+
+def _purge(store: Store, now: float, retention_seconds: float) -> None:
+    """Retention, at most once an hour per process, inside a request's transaction."""
+    global _last_purge
+    if now - _last_purge < 3600:
+        return
+    _last_purge = now
+    store.scim_journal.purge_before(now - retention_seconds)
+
+
+def outcome_json(outcome: Outcome) -> Any:
+    return json.loads(outcome.body) if outcome.body else None
