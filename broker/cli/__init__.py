@@ -20,7 +20,14 @@ AREAS: tuple[str, ...] = (
     "broker.cli.org",
     "broker.cli.domain",
     "broker.cli.client",
+    "broker.cli.webhooks",
     "broker.cli.admin",
+    "broker.cli.directory",
+    "broker.cli.role_mapping",
+    "broker.cli.connection",
+    "broker.cli.oidc_connection",
+    "broker.cli.saml",
+    "broker.cli.network",
 )
 
 
