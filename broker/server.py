@@ -44,14 +44,16 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def serve_one(settings: Settings, reuse_port: bool, banner: bool) -> None:
+def serve_one(
+    settings: Settings, reuse_port: bool, banner: bool, setup_url: str | None = None
+) -> None:
     from broker.app import make_app
     from broker.web.logs import configure
 
     configure(settings.get("log.level"), settings.get("log.format"))
     app = make_app(settings)
     if banner:
-        app.on_startup.append(lambda app: _print_banner(settings))
+        app.on_startup.append(lambda app: _print_banner(settings, setup_url))
     web.run_app(
         app,
         host=settings.host,
@@ -65,7 +67,7 @@ def serve_one(settings: Settings, reuse_port: bool, banner: bool) -> None:
     )
 
 
-async def _print_banner(settings: Settings) -> None:
+async def _print_banner(settings: Settings, setup_url: str | None = None) -> None:
     url = settings.public_url
     lines = [
         f"Exec Identity Broker listening on {settings.host}:{settings.port} (pid {os.getpid()})",
@@ -74,17 +76,23 @@ async def _print_banner(settings: Settings) -> None:
         f"  Setup UI:      {url}/admin",
         f"  Health:        {url}/healthz  {url}/readyz",
     ]
+    if setup_url:
+        lines.append(f"  Setup UI (first run): {setup_url}")
     print("\n".join(lines), flush=True)
 
 
-def serve(settings: Settings, workers: int) -> int:
+def serve(settings: Settings, workers: int, setup_url: str | None = None) -> int:
     check_port(settings.host, settings.port)
     if workers <= 1:
-        serve_one(settings, reuse_port=False, banner=True)
+        serve_one(settings, reuse_port=False, banner=True, setup_url=setup_url)
         return 0
     context = multiprocessing.get_context("spawn")
     procs = [
-        context.Process(target=serve_one, args=(settings, True, i == 0), daemon=False)
+        context.Process(
+            target=serve_one,
+            args=(settings, True, i == 0, setup_url if i == 0 else None),
+            daemon=False,
+        )
         for i in range(workers)
     ]
     for proc in procs:

@@ -166,15 +166,26 @@ def serve(args: argparse.Namespace) -> int:
 
         KeyRing(store, 1).signing_key("RS256")
         SecretBox.load(settings.certs_dir)
+        setup_url = _first_run_setup_url(store, settings)
     except sqlite3.Error as exc:
         raise StoreUnavailable(f"{settings.database}: {exc}") from None
     finally:
         store.close()
     workers = args.workers or settings.get("server.workers")
     try:
-        return server.serve(settings, workers)
+        return server.serve(settings, workers, setup_url)
     except OSError as exc:
         return fail(str(exc))
+
+
+def _first_run_setup_url(store: SQLiteStore, settings: settings_module.Settings) -> str | None:
+    """While no administrator exists, a one-time URL that leads into the setup UI."""
+    from broker.clock import SystemClock
+    from broker.core.admin_sessions import issue_setup_token
+
+    ttl = settings.get("admin.setup_token_ttl_seconds")
+    token = issue_setup_token(store, SystemClock(), ttl)
+    return f"{settings.public_url}/admin/setup?token={token}" if token else None
 
 
 def backup(args: argparse.Namespace) -> int:

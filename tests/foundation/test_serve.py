@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -87,6 +88,9 @@ def test_serve_answers_and_stops_cleanly(settings: Settings, port: int) -> None:
 def test_two_workers_share_the_port(settings: Settings, port: int) -> None:
     proc = start(settings, "--workers", "2")
     url = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+    reader.start()
     try:
         wait_ready(url, proc)
         for _ in range(50):
@@ -95,13 +99,17 @@ def test_two_workers_share_the_port(settings: Settings, port: int) -> None:
             ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
         ).stdout.split()
         assert len(children) >= 2, children  # two workers (plus, maybe, the spawn tracker)
+        deadline = time.monotonic() + 20
+        while not any("listening on" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first worker prints the banner once it is serving
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(5)
+        err = proc.stderr.read() if proc.stderr else ""
     assert proc.returncode == 0, err
     assert "Traceback" not in err, err
-    started = [line for line in out.splitlines() if "listening on" in line]
-    assert len(started) == 1, out  # one banner, printed by the first worker
+    assert len([line for line in lines if "listening on" in line]) == 1, lines
 
 
 def test_port_in_use_is_one_clear_message(settings: Settings, port: int) -> None:
