@@ -7,14 +7,12 @@ SIGTERM/SIGINT stop accepting, finish in-flight requests, then exit.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
 import signal
 import socket
 import ssl
-import sys
 from typing import Any
 
 from aiohttp import web

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +79,11 @@ def init(args: argparse.Namespace) -> int:
     base_dir = path.parent.parent
     report: dict[str, Any] = {"config": str(path), "created": []}
     if not path.exists():
-        text = _example_config(base_dir)
+        config_text = _example_config(base_dir)
         if args.public_url:
-            text = _set_public_url(text, settings_module._url(args.public_url))
+            config_text = _set_public_url(config_text, settings_module._url(args.public_url))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(config_text, encoding="utf-8")
         report["created"].append(str(path))
     settings = settings_module.load(path)
     certs = settings.certs_dir

@@ -64,13 +64,13 @@ def create_client(
         check_uri(uri, "redirect URI")
     for uri in post_logout_redirect_uris:
         check_uri(uri, "post-logout redirect URI")
-    for uri, what in (
+    for optional_uri, what in (
         (initiate_login_uri, "initiate-login URI"),
         (backchannel_logout_uri, "back-channel logout URI"),
         (webhook_url, "webhook URL"),
     ):
-        if uri:
-            check_uri(uri, what)
+        if optional_uri:
+            check_uri(optional_uri, what)
     secret = None if token_endpoint_auth_method == "private_key_jwt" else new_secret("cs")
     webhook_secret = None
     if webhook_url:

@@ -15,16 +15,25 @@ from typing import Any, Protocol
 
 
 class PresetGuidance(Protocol):
-    """The parts of a provider preset the setup UI shows (broker.saml.presets.Preset)."""
+    """The parts of a provider preset the setup UI shows (broker.saml.presets.Preset).
+    Read-only members, so that frozen dataclasses satisfy it."""
 
-    key: str
-    display_name: str
-    source: str
-    acs_url_label: str
-    entity_id_label: str
-    guidance: tuple[str, ...]
-    attribute_statements: tuple[tuple[str, str], ...]
-    notes: tuple[str, ...]
+    @property
+    def key(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def acs_url_label(self) -> str: ...
+    @property
+    def entity_id_label(self) -> str: ...
+    @property
+    def guidance(self) -> tuple[str, ...]: ...
+    @property
+    def attribute_statements(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def notes(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)

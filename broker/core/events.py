@@ -16,7 +16,9 @@ from broker.ids import new_id
 
 EVENT_TYPES: dict[str, str] = {
     "organization.created": "An organization was created.",
-    "organization.updated": "Policy changed: SSO or Directory Sync switched, default seat or role changed.",
+    "organization.updated": (
+        "Policy changed: SSO or Directory Sync switched, default seat or role changed."
+    ),
     "organization_domain.created": "A domain was added and awaits DNS verification.",
     "organization_domain.verified": "A domain's TXT record was found: the organization owns it.",
     "organization_domain.verification_failed": "A domain could not be verified within 30 days.",

@@ -1,1 +1,2 @@
-"""Keys and secrets: OIDC signing keys and rotation, SP certificates, hashing, encryption at rest."""
+"""Keys and secrets: OIDC signing keys and rotation, SP certificates, hashing, encryption
+at rest."""

@@ -27,7 +27,7 @@ ALGS: tuple[Alg, ...] = ("RS256", "ES256")
 def generate(alg: Alg, certs_dir: Path, now: float, state: str) -> SigningKeyRecord:
     """Make a new key pair, write the private half (0600) and describe it for the store."""
     kid = f"{alg.lower()}-{time.strftime('%Y%m%d', time.gmtime(now))}-{secrets.token_hex(4)}"
-    params = {"kid": kid, "alg": alg, "use": "sig"}
+    params: Any = {"kid": kid, "alg": alg, "use": "sig"}
     key: RSAKey | ECKey
     if alg == "RS256":
         key = RSAKey.generate_key(2048, parameters=params, private=True)

@@ -4,6 +4,10 @@ Authentication, throttling, the operation and the journal entry share one write
 transaction (one BEGIN IMMEDIATE per request keeps the throughput up and makes the
 token bucket exact across workers). When the operation fails, that transaction rolls
 back (no data, no events) and a second one records the failure in the journal.
+
+Writers of every worker queue for that transaction, so what needs no store runs
+outside it: parsing and normalising the body and redacting it for the journal before,
+serialising the answer after.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from broker.core.provisioning import PreconditionFailed
 from broker.errors import AlreadyExists, InvalidInput, NotFound, StoreUnavailable
 from broker.scim import errors, journal
 from broker.scim.errors import ScimError
-from broker.scim.handlers import Outcome, Request, route
+from broker.scim.handlers import Outcome, Request, prepare, route
 
 log = logging.getLogger("broker.scim")
 
@@ -46,6 +50,7 @@ class Call:
     remote_addr: str | None = None
     request_id: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    journal_body: str | None = None  # the request body, redacted (set by execute)
 
 
 _last_purge = 0.0
@@ -53,6 +58,8 @@ _last_purge = 0.0
 
 def execute(store: Store, clock: Clock, limits: Limits, call: Call) -> Outcome:
     # Writers of several workers queue on the store's flock (broker/storage/db.py).
+    call.journal_body = journal.redacted_body(call.request.body)
+    prepare(call.request)
     now = clock.now()
     directory: Directory | None = None
     try:
@@ -68,7 +75,7 @@ def execute(store: Store, clock: Clock, limits: Limits, call: Call) -> Outcome:
             outcome = route(store, clock, directory, call.request, limits.max_page_size)
             _record(store, directory, call, outcome, now)
             _purge(store, now, limits.retention_seconds)
-            return outcome
+        return outcome.render()
     except ScimError as exc:
         outcome = _failure(exc)
     except NotFound as exc:
@@ -138,7 +145,7 @@ def _record(
             method=req.method,
             path=req.path + (f"?{req.query_string}" if req.query_string else ""),
             status=outcome.status,
-            request_body=req.body,
+            request_body=call.journal_body,
             response_body=outcome.body,
             change=outcome.change,
             user_agent=call.user_agent,

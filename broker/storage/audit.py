@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from broker.core.models import AuditEntry
@@ -34,8 +35,9 @@ class AuditRepo:
         organization_id: str | None = None,
         limit: int = 100,
         correlation_id: str | None = None,
-    ) -> list[AuditEntry]:
-        sql, params = "SELECT * FROM audit_log WHERE 1=1", []  # type: ignore[var-annotated]
+    ) -> builtins.list[AuditEntry]:
+        sql = "SELECT * FROM audit_log WHERE 1=1"
+        params: builtins.list[Any] = []
         if organization_id is not None:
             sql += " AND organization_id = ?"
             params.append(organization_id)

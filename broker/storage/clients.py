@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from typing import Any
 
@@ -89,7 +90,7 @@ class ClientRepo:
             raise NotFound(f"client {client_id} not found")
         return self._client(row)
 
-    def list(self) -> list[Client]:
+    def list(self) -> builtins.list[Client]:
         return [self._client(r) for r in self.db.all("SELECT * FROM clients ORDER BY id")]
 
     def update(self, client_id: str, **fields: Any) -> Client:

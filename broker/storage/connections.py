@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from typing import Any
 
@@ -57,7 +58,7 @@ class ConnectionRepo:
             raise NotFound(f"connection {connection_id} not found")
         return _connection(row)
 
-    def list(self, organization_id: str | None = None) -> list[Connection]:
+    def list(self, organization_id: str | None = None) -> builtins.list[Connection]:
         if organization_id is None:
             rows = self.db.all("SELECT * FROM connections ORDER BY id")
         else:

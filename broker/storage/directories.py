@@ -76,26 +76,26 @@ class DirectoryRepo:
         return self.get(directory_id)
 
     def take_request(self, directory_id: str, now: float, rate: float, burst: float) -> float:
-        row = self.db.one(
-            "SELECT bucket_tokens, bucket_at FROM directories WHERE id = ?", (directory_id,)
+        # The common case, a token to take, is one statement: refill by the time elapsed
+        # (capped at `burst`), take one, only when at least one is there. A refused
+        # request leaves the row alone (refilling later from the old time gives the same
+        # tokens as refilling now) and reads it to say how long to wait.
+        refilled = (
+            "min(:burst, CASE WHEN bucket_tokens IS NULL OR bucket_at IS NULL THEN :burst"
+            " ELSE bucket_tokens + max(0.0, :now - bucket_at) * :rate END)"
         )
+        params = {"id": directory_id, "now": now, "rate": rate, "burst": burst}
+        taken = self.db.all(  # all(): a RETURNING statement must run to its end
+            f"UPDATE directories SET bucket_tokens = {refilled} - 1.0, bucket_at = :now"
+            f" WHERE id = :id AND {refilled} >= 1.0 RETURNING 1",
+            params,
+        )
+        if taken:
+            return 0.0
+        row = self.db.one(f"SELECT {refilled} FROM directories WHERE id = :id", params)
         if row is None:
             raise NotFound(f"directory {directory_id} not found")
-        tokens, at = row["bucket_tokens"], row["bucket_at"]
-        if tokens is None or at is None:
-            tokens = burst
-        else:
-            tokens = min(burst, tokens + max(0.0, now - at) * rate)
-        wait = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
-        else:
-            wait = (1.0 - tokens) / rate
-        self.db.execute(
-            "UPDATE directories SET bucket_tokens = ?, bucket_at = ? WHERE id = ?",
-            (tokens, now, directory_id),
-        )
-        return wait
+        return (1.0 - float(row[0])) / rate
 
 
 def _mapping(row: sqlite3.Row) -> RoleMapping:

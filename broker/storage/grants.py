@@ -1,4 +1,8 @@
-"""Authorization codes, refresh tokens and access-token records (OIDC provider).
+"""Authorization codes, refresh tokens and access-token revocations (OIDC provider).
+
+Access tokens are self-contained JWTs: no row is written when one is issued. The
+`access_tokens` table holds what was revoked (core.grants writes one row per revoked
+token, grant or session); rows from before that change still revoke by grant/session.
 
 Only SHA-256 hashes of codes and refresh tokens are stored. Consuming a code and
 rotating a refresh token are single UPDATE statements guarded by `consumed_at IS NULL`
@@ -146,6 +150,7 @@ class GrantRepo:
                 "claims": dumps(token.claims),
                 "created_at": token.created_at,
                 "expires_at": token.expires_at,
+                "revoked_at": token.revoked_at,
             },
             "access token",
         )
@@ -226,13 +231,18 @@ class GrantRepo:
 
     def remember_assertion(self, jti_hash: str, client_id: str, expires_at: float) -> bool:
         """Record a client assertion's jti; False when it was seen before (a replay)."""
-        return bool(self.db.execute(
-            "INSERT OR IGNORE INTO client_assertions (jti_hash, client_id, expires_at)"
-            " VALUES (?, ?, ?)", (jti_hash, client_id, expires_at)).rowcount)
+        return bool(
+            self.db.execute(
+                "INSERT OR IGNORE INTO client_assertions (jti_hash, client_id, expires_at)"
+                " VALUES (?, ?, ?)",
+                (jti_hash, client_id, expires_at),
+            ).rowcount
+        )
 
     def purge_expired(self, now: float) -> int:
-        count = self.db.execute("DELETE FROM client_assertions WHERE expires_at < ?",
-                                (now - 600,)).rowcount
+        count = self.db.execute(
+            "DELETE FROM client_assertions WHERE expires_at < ?", (now - 600,)
+        ).rowcount
         count += self.db.execute(
             "DELETE FROM auth_codes WHERE expires_at < ?", (now - 3600,)
         ).rowcount

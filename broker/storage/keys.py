@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from broker.core.ports import SigningKeyRecord
 from broker.errors import NotFound
 from broker.storage.db import Database
@@ -28,7 +30,7 @@ class SigningKeyRepo:
             ),
         )
 
-    def list(self) -> list[SigningKeyRecord]:
+    def list(self) -> builtins.list[SigningKeyRecord]:
         rows = self.db.all("SELECT * FROM signing_keys ORDER BY created_at, kid")
         return [
             SigningKeyRecord(

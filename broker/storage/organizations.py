@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from typing import Any
 
@@ -63,7 +64,7 @@ class OrganizationRepo:
             raise NotFound(f"organization {org_id} not found")
         return _org(row)
 
-    def list(self) -> list[Organization]:
+    def list(self) -> builtins.list[Organization]:
         return [_org(r) for r in self.db.all("SELECT * FROM organizations ORDER BY id")]
 
     def update(self, org_id: str, **fields: Any) -> Organization:
@@ -132,7 +133,7 @@ class DomainRepo:
             raise NotFound(f"domain {domain} is not registered for {organization_id}")
         return _domain(row)
 
-    def list(self, organization_id: str) -> list[Domain]:
+    def list(self, organization_id: str) -> builtins.list[Domain]:
         rows = self.db.all(
             "SELECT * FROM domains WHERE organization_id = ? ORDER BY domain", (organization_id,)
         )
@@ -144,7 +145,7 @@ class DomainRepo:
         )
         return None if row is None else _domain(row)
 
-    def due_for_check(self, now: float, limit: int) -> list[Domain]:
+    def due_for_check(self, now: float, limit: int) -> builtins.list[Domain]:
         rows = self.db.all(
             "SELECT * FROM domains WHERE state = 'pending' AND next_check_at <= ?"
             " ORDER BY next_check_at LIMIT ?",

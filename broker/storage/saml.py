@@ -8,6 +8,7 @@ both succeed; a request is consumed with `UPDATE ... WHERE consumed_at IS NULL`.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 
 from broker.core.ports import MetadataRefreshState, SamlLoginAttempt, SamlRequestRecord
@@ -131,7 +132,7 @@ class SamlRepo:
                 (attempt.connection_id, attempt.connection_id, keep),
             )
 
-    def attempts(self, connection_id: str, limit: int = 50) -> list[SamlLoginAttempt]:
+    def attempts(self, connection_id: str, limit: int = 50) -> builtins.list[SamlLoginAttempt]:
         rows = self.db.all(
             "SELECT * FROM saml_login_attempts WHERE connection_id = ? ORDER BY id DESC LIMIT ?",
             (connection_id, limit),
@@ -169,7 +170,7 @@ class SamlRepo:
             failures=row["failures"],
         )
 
-    def due_refreshes(self, now: float, limit: int) -> list[str]:
+    def due_refreshes(self, now: float, limit: int) -> builtins.list[str]:
         rows = self.db.all(
             "SELECT connection_id FROM saml_metadata_refresh WHERE next_at <= ?"
             " AND lease_until <= ? ORDER BY next_at LIMIT ?",
@@ -222,7 +223,7 @@ class NetworkAllowlistRepo:
             return
         raise NotFound(f"host {host} is not on the allow-list")
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         return [
             r["host"] for r in self.db.all("SELECT host FROM network_allowed_hosts ORDER BY host")
         ]

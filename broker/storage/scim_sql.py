@@ -77,6 +77,8 @@ class Builder:
             return f"(NOT COALESCE({self.where(expr.expr)}, 0))"
         if isinstance(expr, q.Any):
             return self._any(expr)
+        if isinstance(expr, q.In):
+            return self._in(expr, f"{self.target.alias}.raw")
         if isinstance(expr, q.Present):
             return self._present(expr.field, f"{self.target.alias}.raw")
         return self._compare(expr, f"{self.target.alias}.raw")
@@ -112,6 +114,15 @@ class Builder:
             f" AND (json_type({doc}, ?) != 'array' OR json_array_length({doc}, ?) > 0)"
             f" AND (json_type({doc}, ?) != 'text' OR json_extract({doc}, ?) != ''))"
         )
+
+    def _in(self, expr: q.In, doc: str) -> str:
+        if not expr.values:
+            return "0"
+        if expr.field.column in _RELATION:
+            raise InvalidInput(f"cannot list values of {expr.field.column}")
+        sql = self._value_sql(expr.field, doc)
+        self.params += [int(v) if isinstance(v, bool) else v for v in expr.values]
+        return f"({sql} IN ({', '.join('?' for _ in expr.values)}))"
 
     def _check_relation(self, field: q.Field) -> None:
         if _RELATION[field.column or ""] is not self.target:
@@ -181,6 +192,8 @@ class Builder:
             return f"(NOT COALESCE({self._element(expr.expr)}, 0))"
         if isinstance(expr, q.Any):
             raise InvalidInput("value filters cannot be nested")
+        if isinstance(expr, q.In):
+            return self._in(expr, "e.value")
         if isinstance(expr, q.Present):
             return self._present(expr.field, "e.value")
         return self._compare(expr, "e.value")
