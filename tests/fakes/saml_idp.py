@@ -59,12 +59,14 @@ with warnings.catch_warnings():
         NameID,
     )
     from saml2.server import Server
-    from saml2.sigver import class_name, pre_signature_part
+    from saml2.sigver import pre_signature_part
 
 
 EMAIL = NAMEID_FORMAT_EMAILADDRESS
 UNSPECIFIED = NAMEID_FORMAT_UNSPECIFIED
 PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+# The node xmlsec1 signs, as pysaml2 names it (`saml2.sigver.class_name` of a Response).
+RESPONSE_CLASS = f"{samlp.NAMESPACE}:Response"
 
 NS = {
     "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
@@ -101,7 +103,8 @@ DATA_ENC = {
     "aes128-cbc": xmlsec.constants.TransformAes128Cbc,
     "aes256-cbc": xmlsec.constants.TransformAes256Cbc,
 }
-KEY_TRANSPORT = {
+# xmlsec's transform type is private in its stubs (constants.__Transform): hence Any.
+KEY_TRANSPORT: dict[str, Any] = {
     "rsa-oaep-mgf1p": xmlsec.constants.TransformRsaOaep,
     "rsa-oaep": "http://www.w3.org/2009/xmlenc11#rsa-oaep",
     "rsa-1_5": xmlsec.constants.TransformRsaPkcs1,
@@ -336,16 +339,28 @@ class FakeSamlIdP:
     def sign_response_with_pysaml2(
         self, xml: bytes, *, sign_alg: str = "rsa-sha256", digest: str = "sha256"
     ) -> bytes:
-        """Sign the Response root the way pysaml2's IdP does: template + xmlsec1 --sign."""
-        response = samlp.response_from_string(xml.decode())
-        response.signature = pre_signature_part(
-            ident=response.id,
+        """Sign the Response root the way pysaml2's IdP does: template + xmlsec1 --sign.
+
+        The template goes into the document as it is, by lxml, never through pysaml2's
+        object model: parsing and re-serialising with pysaml2 rewrites a signed Assertion
+        (an empty AttributeValue gains `xsi:nil="true"`), which breaks its signature.
+        """
+        root = etree.fromstring(xml)
+        response_id = root.get("ID")
+        template = pre_signature_part(
+            ident=response_id,
             public_key=self.server.sec.my_cert,
             sign_alg=SIGN_ALGS[sign_alg],
             digest_alg=DIGEST_ALGS[digest],
         )
+        signature = etree.fromstring(template.to_string(nspair={"ds": NS["ds"]}))
+        issuer = root.find("saml:Issuer", NS)
+        if issuer is not None:  # schema order (SAML Core §3.2.2): Signature right after Issuer
+            issuer.addnext(signature)
+        else:
+            root.insert(0, signature)
         signed = self.server.sec.sign_statement(
-            str(response), class_name(response), node_id=response.id
+            etree.tostring(root).decode(), RESPONSE_CLASS, node_id=response_id
         )
         return signed.encode() if isinstance(signed, str) else signed
 
@@ -511,7 +526,9 @@ def encrypt_assertion(
         enc_key = xmlsec.template.add_encrypted_key(key_info, transport)
     xmlsec.template.encrypted_data_ensure_cipher_value(enc_key)
     manager = xmlsec.KeysManager()
-    manager.add_key(xmlsec.Key.from_memory(cert_pem.encode(), xmlsec.KeyFormat.CERT_PEM))
+    manager.add_key(
+        xmlsec.Key.from_memory(cert_pem.encode(), xmlsec.constants.KeyDataFormatCertPem)
+    )
     ctx = xmlsec.EncryptionContext(manager)
     ctx.key = xmlsec.Key.generate(
         xmlsec.constants.KeyDataAes,
@@ -533,7 +550,7 @@ def sign_element(
     *,
     sign_alg: str = "rsa-sha256",
     digest: str = "sha256",
-    c14n: int = xmlsec.constants.TransformExclC14N,
+    c14n: Any = xmlsec.constants.TransformExclC14N,
 ) -> None:
     """Sign `element` in place (enveloped, exclusive c14n, Reference #ID), KeyInfo=cert.
 
@@ -560,7 +577,7 @@ def sign_element(
     xmlsec.template.x509_data_add_certificate(x509_data)
     xmlsec.tree.add_ids(root, ["ID"])
     ctx = xmlsec.SignatureContext()
-    key = xmlsec.Key.from_memory(key_pem.encode(), xmlsec.KeyFormat.PEM)
-    key.load_cert_from_memory(cert_pem.encode(), xmlsec.KeyFormat.CERT_PEM)
+    key = xmlsec.Key.from_memory(key_pem.encode(), xmlsec.constants.KeyDataFormatPem)
+    key.load_cert_from_memory(cert_pem.encode(), xmlsec.constants.KeyDataFormatCertPem)
     ctx.key = key
     ctx.sign(signature)
