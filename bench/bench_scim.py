@@ -12,6 +12,9 @@ Run: .venv/bin/python bench/bench_scim.py [--users 10000] [--groups 200] [--chan
 3. Lookups: the directory grown to `lookup-users` users (extra rows written straight
    through the store), then `filter=userName eq "…"` one at a time: p50/p95/p99.
    RSS of each worker is read from /proc after the lookups.
+Each phase also prints the CPU share of this process (the load generator) and of each
+server process, what was left idle of the machine's cores, and the load average: other
+work on a shared machine shows as load above what those shares explain.
 Targets (2-core machine): overall >= 1,500 ops/s with p99 <= 30 ms on --workers 2;
 lookup p50 <= 2 ms at 100k users; RSS <= 150 MB per worker.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -40,6 +44,45 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def worker_pids(proc_pid: int) -> list[int]:
+    children = Path(f"/proc/{proc_pid}/task/{proc_pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return pids or [proc_pid]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by this process (the load generator) and by the server's workers
+    over a phase, to tell a server limit from a client or machine limit."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pids = worker_pids(server_pid)
+        self.start()
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self.client0 = time.process_time()
+        self.workers0 = [cpu_seconds(p) for p in self.pids]
+
+    def report(self, label: str) -> str:
+        wall = time.perf_counter() - self.t0
+        client = time.process_time() - self.client0
+        workers = [cpu_seconds(p) - w for p, w in zip(self.pids, self.workers0, strict=True)]
+        cores = os.cpu_count() or 1
+        shown = ", ".join(f"{w / wall:.0%}" for w in workers)
+        return (
+            f"  cpu {label}: wall {wall:.1f} s; client {client / wall:.0%} of a core;"
+            f" workers [{shown}] of a core each; idle left "
+            f"{max(0.0, 1 - (client + sum(workers)) / (wall * cores)):.0%} of {cores} cores;"
+            f" load average {os.getloadavg()[0]:.2f}"
+        )
 
 
 def summary(name: str, samples: list[float]) -> str:
@@ -140,7 +183,7 @@ async def run_all(jobs: list[Any], inflight: int) -> float:
 
 
 async def sync_and_change(
-    base: str, token: str, args: argparse.Namespace
+    base: str, token: str, args: argparse.Namespace, meter: CpuMeter
 ) -> tuple[dict[str, Any], dict[str, set[str]]]:
     rng = random.Random(7)
     connector = aiohttp.TCPConnector(limit=args.inflight)
@@ -190,7 +233,9 @@ async def sync_and_change(
 
             return job
 
+        meter.start()
         t_users = await run_all([make_user(i) for i in range(args.users)], args.inflight)
+        print(meter.report(f"{args.users} user creates ({args.users / t_users:,.0f}/s)"))
         t_groups = await run_all([make_group(i) for i in range(args.groups)], args.inflight)
         members: dict[str, set[str]] = {g: set() for g in groups}
         user_ids, group_ids = sorted(expected), sorted(groups)
@@ -219,7 +264,9 @@ async def sync_and_change(
 
             return job
 
+        meter.start()
         t_members = await run_all([add_members(g, ids) for g, ids in batches], args.inflight)
+        print(meter.report(f"{len(batches)} member batches ({len(batches) / t_members:,.0f}/s)"))
         initial_ops = args.users + args.groups + len(batches)
         initial_time = t_users + t_groups + t_members
         print(
@@ -299,7 +346,9 @@ async def sync_and_change(
 
             jobs.append(member())
         rng.shuffle(jobs)
+        meter.start()
         t_changes = await run_all(jobs, args.inflight)
+        print(meter.report(f"{len(jobs)} changes"))
         print(f"changes: {len(jobs)} in {t_changes:.1f} s = {len(jobs) / t_changes:,.0f} ops/s")
         total_ops = initial_ops + len(jobs)
         total_time = initial_time + t_changes
@@ -387,10 +436,8 @@ async def lookups(base: str, token: str, total: int, n: int) -> list[float]:
 
 
 def worker_rss(proc_pid: int) -> list[int]:
-    children = Path(f"/proc/{proc_pid}/task/{proc_pid}/children")
-    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
     found = []
-    for pid in pids or [proc_pid]:
+    for pid in worker_pids(proc_pid):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 found.append(int(line.split()[1]) // 1024)
@@ -413,8 +460,12 @@ def main() -> int:
         org_id = home.store.directories.get(directory_id).organization_id
         base = f"{home.url}/scim/v2/{directory_id}"
         with serve(home, workers=args.workers) as proc:
-            print(f"exec-broker serve --workers {args.workers}; {args.inflight} in flight")
-            expected, members = asyncio.run(sync_and_change(base, token, args))
+            print(
+                f"exec-broker serve --workers {args.workers}; {args.inflight} in flight;"
+                f" load average {os.getloadavg()[0]:.2f} at start"
+            )
+            meter = CpuMeter(proc.pid)
+            expected, members = asyncio.run(sync_and_change(base, token, args, meter))
             ok = verify(home, directory_id, expected, members)
             grow(home, directory_id, org_id, args.lookup_users)
             samples = asyncio.run(lookups(base, token, args.lookup_users, args.lookups))

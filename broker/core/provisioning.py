@@ -11,17 +11,29 @@ its dsync.* events together, so a failed write leaves neither. Decisions made he
 - A user re-provisioned after Directory Sync was switched off and on again is re-linked
   (same usr_ id Exec already knows) instead of duplicated.
 - Writes that change nothing emit nothing (IdPs resend unchanged users every cycle).
+
+Cost: every write runs under the store's single write lock, so it reads what it needs
+once (a membership PATCH of 50 users reads the 50 users, their groups and the role
+mappings in a handful of queries) and never re-reads a row it has just written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from broker.clock import Clock
 from broker.core import events, roles
+from broker.core import query as q
 from broker.core.directory_shapes import describe_group, describe_user
-from broker.core.directory_types import Directory, GroupAttributes, MemberChange, UserAttributes
+from broker.core.directory_types import (
+    Directory,
+    GroupAttributes,
+    MemberChange,
+    RoleMapping,
+    UserAttributes,
+)
 from broker.core.models import DirectoryGroup, DirectoryUser, DirectoryUserState, Organization
 from broker.core.ports import Store
 from broker.errors import Conflict, InvalidInput, NotFound
@@ -67,7 +79,8 @@ def create_user(
         relinked = store.users.find_unlinked(org.id, attrs.user_name, attrs.external_id)
         if relinked is not None:
             store.users.update(relinked.id, directory_id=directory.id)
-            return _apply_user(store, clock, org, relinked, attrs, now, force_event=True)
+            relinked = dataclasses.replace(relinked, directory_id=directory.id)
+            return _apply_user(store, clock, org.id, relinked, attrs, now, force_event=True)
         state: DirectoryUserState = "active" if attrs.active else "inactive"
         user = DirectoryUser(
             id=new_id("usr"),
@@ -106,14 +119,13 @@ def update_user(
         user = store.users.get(directory.id, user_id)
         _check_version(user.version, if_match)
         attrs = build(user)
-        org = store.organizations.get(directory.organization_id)
-        return _apply_user(store, clock, org, user, attrs, now)
+        return _apply_user(store, clock, directory.organization_id, user, attrs, now)
 
 
 def _apply_user(
     store: Store,
     clock: Clock,
-    org: Organization,
+    organization_id: str,
     user: DirectoryUser,
     attrs: UserAttributes,
     now: float,
@@ -133,8 +145,8 @@ def _apply_user(
         return user
     version = user.version + 1
     store.users.update(user.id, **changed, version=version, updated_at=now)
-    updated = store.users.get_any(user.id)
-    events.record(store, "dsync.user.updated", org.id, describe_user(store, updated), now)
+    updated = dataclasses.replace(user, **changed, version=version, updated_at=now)
+    events.record(store, "dsync.user.updated", organization_id, describe_user(store, updated), now)
     if user.state == "active" and updated.state == "inactive":
         _revoke(store, clock, updated, "deactivated")
     return updated
@@ -147,13 +159,19 @@ def delete_user(
     with store.transaction():
         user = store.users.get(directory.id, user_id)
         _check_version(user.version, if_match)
-        for group_id, _name in store.groups.groups_of(user.id):
+        remaining = store.groups.groups_of(user.id)
+        for group_id, _name in list(remaining):
             group = store.groups.get(directory.id, group_id)
             store.groups.remove_member(group_id, user.id)
             _touch_group(store, group, now)
-            _membership_event(store, "dsync.group.user_removed", user, group, now)
+            remaining = [g for g in remaining if g[0] != group_id]
+            count = store.groups.member_count(group_id)
+            shown = describe_group(store, group, count)
+            _membership_event(store, "dsync.group.user_removed", user, remaining, shown, count, now)
         store.users.update(user.id, state="deleted", version=user.version + 1, updated_at=now)
-        deleted = store.users.get_any(user.id)
+        deleted = dataclasses.replace(
+            user, state="deleted", groups=(), version=user.version + 1, updated_at=now
+        )
         events.record(
             store,
             "dsync.user.deleted",
@@ -244,8 +262,7 @@ def update_group(
         _change_members(store, clock, directory, group, members, now)
         if renamed:  # mappings by display name may now match differently
             org = store.organizations.get(directory.organization_id)
-            for user_id in sorted(store.groups.member_ids(group.id)):
-                _reassign(store, org, store.users.get_any(user_id), now)
+            _reassign_all(store, org, sorted(store.groups.member_ids(group.id)), now)
         return store.groups.get(directory.id, group.id)
 
 
@@ -261,8 +278,7 @@ def delete_group(
         store.groups.delete(group.id)
         events.record(store, "dsync.group.deleted", group.organization_id, shown, now)
         org = store.organizations.get(directory.organization_id)
-        for user_id in former:  # their role may have come from this group
-            _reassign(store, org, store.users.get_any(user_id), now)
+        _reassign_all(store, org, former, now)  # their role may have come from this group
 
 
 def _change_members(
@@ -281,63 +297,128 @@ def _change_members(
         remove = sorted(current - wanted) + remove
     if not add and not remove:
         return
+    add, remove = list(dict.fromkeys(add)), list(dict.fromkeys(remove))
     org = store.organizations.get(directory.organization_id)
+    mappings = store.role_mappings.list(org.id)
+    users = _live_users(store, directory.id, list(dict.fromkeys(remove + add)))
+    groups_of = store.groups.groups_of_many(list(users))
+    count = store.groups.member_count(group.id)
+    shown = describe_group(store, group, count)  # as of this write; member_count per event
     touched = False
-    for user_id in dict.fromkeys(remove):
-        try:
-            user = store.users.get_any(user_id)
-        except NotFound:
-            continue  # removing a stranger is a no-op (RFC 7644 §3.5.2.2)
+    for user_id in remove:
+        user = users.get(user_id)
+        if user is None:  # not a live user of this directory: a tombstone or a stranger
+            try:
+                user = store.users.get_any(user_id)
+            except NotFound:
+                continue  # removing a stranger is a no-op (RFC 7644 §3.5.2.2)
+            groups_of[user.id] = store.groups.groups_of(user.id)
         if store.groups.remove_member(group.id, user.id):
-            touched = True
-            user = _reassign(store, org, user, now)
-            _membership_event(store, "dsync.group.user_removed", user, group, now)
-    for user_id in dict.fromkeys(add):
-        try:
-            user = store.users.get(directory.id, user_id)
-        except NotFound:
-            raise InvalidInput(f"member {user_id} is not a user of this directory") from None
+            touched, count = True, count - 1
+            groups = [g for g in groups_of.get(user.id, []) if g[0] != group.id]
+            groups_of[user.id] = groups
+            user = users[user.id] = _reassign(store, org, user, now, mappings, groups)
+            _membership_event(store, "dsync.group.user_removed", user, groups, shown, count, now)
+    for user_id in add:
+        user = users.get(user_id)
+        if user is None:
+            raise InvalidInput(f"member {user_id} is not a user of this directory")
         if store.groups.add_member(group.id, user.id):
-            touched = True
-            user = _reassign(store, org, user, now)
-            _membership_event(store, "dsync.group.user_added", user, group, now)
+            touched, count = True, count + 1
+            groups = _with_group(groups_of.get(user.id, []), group)
+            groups_of[user.id] = groups
+            user = users[user.id] = _reassign(store, org, user, now, mappings, groups)
+            _membership_event(store, "dsync.group.user_added", user, groups, shown, count, now)
     if touched:
         _touch_group(store, group, now)
 
 
+def _live_users(store: Store, directory_id: str, ids: list[str]) -> dict[str, DirectoryUser]:
+    """The live users of the directory among `ids`, read in chunks of one query each."""
+    found: dict[str, DirectoryUser] = {}
+    for start in range(0, len(ids), 500):
+        chunk = tuple(ids[start : start + 500])
+        query = q.Query(filter=q.In(q.Field(column="id"), chunk), count=len(chunk))
+        found.update((u.id, u) for u in store.users.query(directory_id, query).items)
+    return found
+
+
+def _with_group(groups: list[tuple[str, str]], group: DirectoryGroup) -> list[tuple[str, str]]:
+    """A user's groups (id, name) with `group` added, ordered by name as the store orders
+    them (NOCASE)."""
+    joined = [g for g in groups if g[0] != group.id] + [(group.id, group.display_name)]
+    return sorted(joined, key=lambda g: roles.fold(g[1]))
+
+
 def _touch_group(store: Store, group: DirectoryGroup, now: float) -> None:
-    """Members changed: a new version (ETag) and lastModified for the group."""
-    current = store.groups.get(group.directory_id or "", group.id)
-    store.groups.update(group.id, version=current.version + 1, updated_at=now)
+    """Members changed: a new version (ETag) and lastModified for the group. `group` is
+    the row as read in this transaction."""
+    store.groups.update(group.id, version=group.version + 1, updated_at=now)
 
 
 def _membership_event(
-    store: Store, type: str, user: DirectoryUser, group: DirectoryGroup, now: float
+    store: Store,
+    type: str,
+    user: DirectoryUser,
+    user_groups: list[tuple[str, str]],
+    group: dict[str, Any],
+    member_count: int,
+    now: float,
 ) -> None:
+    """`group` is describe_group() of the group; `member_count` is the count after this
+    step (a PATCH of 50 members tells 50 counts)."""
     events.record(
         store,
         type,
-        group.organization_id,
+        group["organization_id"],
         {
-            "directory_id": group.directory_id,
-            "user": describe_user(store, user),
-            "group": describe_group(store, group),
+            "directory_id": group["directory_id"],
+            "user": describe_user(store, user, user_groups),
+            "group": {**group, "member_count": member_count},
         },
         now,
     )
 
 
-def _reassign(store: Store, org: Organization, user: DirectoryUser, now: float) -> DirectoryUser:
-    """Recompute role and seat from the user's groups; emit dsync.user.updated on change."""
-    role, seat = roles.resolve(
-        store, org.id, user.id, org.default_role, store.users.base_seat(user.id)
-    )
+def _reassign(
+    store: Store,
+    org: Organization,
+    user: DirectoryUser,
+    now: float,
+    mappings: Sequence[RoleMapping] | None = None,
+    groups: list[tuple[str, str]] | None = None,
+) -> DirectoryUser:
+    """Recompute role and seat from the user's groups; emit dsync.user.updated on change.
+    `mappings` (the organization's) and `groups` (the user's) are read when not given."""
+    if mappings is None:
+        mappings = store.role_mappings.list(org.id)
+    if groups is None:
+        groups = store.groups.groups_of(user.id)
+    role, seat = roles.choose(mappings, groups, org.default_role)
+    if seat is None:
+        seat = "full" if store.users.base_seat(user.id) == "full" else "basic"
     if (role, seat) == (user.role, user.seat):
         return user
-    store.users.update(user.id, role=role, seat=seat, version=user.version + 1, updated_at=now)
-    updated = store.users.get_any(user.id)
-    events.record(store, "dsync.user.updated", org.id, describe_user(store, updated), now)
+    version = user.version + 1
+    store.users.update(user.id, role=role, seat=seat, version=version, updated_at=now)
+    updated = dataclasses.replace(
+        user,
+        role=role,
+        seat=seat,
+        groups=tuple(name for _id, name in groups),
+        version=version,
+        updated_at=now,
+    )
+    events.record(store, "dsync.user.updated", org.id, describe_user(store, updated, groups), now)
     return updated
+
+
+def _reassign_all(store: Store, org: Organization, user_ids: list[str], now: float) -> None:
+    mappings = store.role_mappings.list(org.id)
+    groups_of = store.groups.groups_of_many(user_ids)
+    for user_id in user_ids:
+        user = store.users.get_any(user_id)
+        _reassign(store, org, user, now, mappings, groups_of.get(user_id, []))
 
 
 def reassign_organization(store: Store, clock: Clock, organization_id: str) -> int:
@@ -350,7 +431,10 @@ def reassign_organization(store: Store, clock: Clock, organization_id: str) -> i
         directory = store.directories.for_organization(organization_id)
         if directory is None:
             return 0
-        for user in store.users.list(directory.id):
-            if _reassign(store, org, user, now) is not user:
+        users = store.users.list(directory.id)
+        mappings = store.role_mappings.list(org.id)
+        groups_of = store.groups.groups_of_many([u.id for u in users])
+        for user in users:
+            if _reassign(store, org, user, now, mappings, groups_of.get(user.id, [])) is not user:
                 changed += 1
     return changed

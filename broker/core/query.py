@@ -50,6 +50,14 @@ class Compare:
 
 
 @dataclass(frozen=True)
+class In:
+    """The field equals one of `values` (a store reads many rows by id in one query)."""
+
+    field: Field
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
 class Present:
     field: Field
 
@@ -80,7 +88,7 @@ class Any:
     where: Expr
 
 
-Expr = Compare | Present | And | Or | Not | Any
+Expr = Compare | In | Present | And | Or | Not | Any
 
 
 @dataclass(frozen=True)

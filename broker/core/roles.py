@@ -8,6 +8,8 @@ mapping keeps the seat given at provisioning (the organization's default seat th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from broker.clock import Clock
 from broker.core import audit
 from broker.core.directory_types import RoleMapping
@@ -16,14 +18,46 @@ from broker.core.ports import Store
 from broker.errors import InvalidInput
 from broker.ids import new_id
 
+# Group names match as SQLite's NOCASE collation does (the column's): ASCII letters only.
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    return name.translate(_ASCII_FOLD)
+
+
+def choose(
+    mappings: Sequence[RoleMapping], groups: Iterable[tuple[str, str]], default_role: str
+) -> tuple[str, Seat | None]:
+    """The role, and the mapped seat (None: keep the base seat), of a user in `groups`
+    (id, display name), given all of the organization's mappings in their order of
+    precedence (priority descending, then id: RoleMappingRepo.list). Pure, so that a
+    write touching many users reads the mappings once."""
+    ids: set[str] = set()
+    names: set[str] = set()
+    for group_id, name in groups:
+        ids.add(group_id)
+        names.add(fold(name))
+    matched = [
+        m
+        for m in mappings
+        if (m.group_id is not None and m.group_id in ids)
+        or (m.group_name is not None and fold(m.group_name) in names)
+    ]
+    role = matched[0].role if matched else default_role
+    seat = next((m.seat for m in matched if m.seat), None)
+    return role, None if seat is None else ("full" if seat == "full" else "basic")
+
 
 def resolve(
     store: Store, organization_id: str, user_id: str, default_role: str, base_seat: str
 ) -> tuple[str, Seat]:
-    mappings = store.role_mappings.matching(organization_id, user_id)
-    role = mappings[0].role if mappings else default_role
-    seat = next((m.seat for m in mappings if m.seat), base_seat)
-    return role, "full" if seat == "full" else "basic"
+    role, seat = choose(
+        store.role_mappings.list(organization_id), store.groups.groups_of(user_id), default_role
+    )
+    if seat is None:
+        seat = "full" if base_seat == "full" else "basic"
+    return role, seat
 
 
 def add_mapping(

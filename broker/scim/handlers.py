@@ -1,13 +1,19 @@
 """SCIM endpoints (RFC 7644 §3.2 to §3.7, §4): route a parsed request to one core call and
 render the answer. Runs on the store thread inside the request's transaction
-(broker.scim.service); nothing here touches aiohttp or SQL."""
+(broker.scim.service); nothing here touches aiohttp or SQL.
+
+The write lock is the throughput limit, so work that needs no store stays outside it:
+`prepare` parses and normalises the body before the transaction (memoised on the
+request; a failure there is raised again, in order, when `route` asks for the value),
+and `render` serialises the answer after commit.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from broker.clock import Clock
 from broker.core import provisioning
@@ -19,6 +25,8 @@ from broker.errors import InvalidInput
 from broker.scim import errors, filters, patch, quirks, resources, schema
 from broker.scim.errors import ScimError
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Request:
@@ -29,6 +37,8 @@ class Request:
     base_url: str  # the public URL of the directory's base (never the Host header)
     if_match: str | None = None
     query_string: str = ""
+    # Values computed from the body alone (prepare), reused by route.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -37,6 +47,13 @@ class Outcome:
     body: bytes | None
     headers: dict[str, str] = field(default_factory=dict)
     change: dict[str, Any] = field(default_factory=dict)
+    document: Any = None  # serialised into `body` by render(), after commit
+
+    def render(self) -> Outcome:
+        if self.body is None and self.document is not None:
+            self.body = json.dumps(self.document, separators=(",", ":")).encode()
+            self.document = None
+        return self
 
 
 def _json(
@@ -45,9 +62,43 @@ def _json(
     headers: dict[str, str] | None = None,
     change: dict[str, Any] | None = None,
 ) -> Outcome:
-    return Outcome(
-        status, json.dumps(document, separators=(",", ":")).encode(), headers or {}, change or {}
+    return Outcome(status, None, headers or {}, change or {}, document)
+
+
+def _memo(req: Request, key: str, compute: Callable[[], T]) -> T:
+    if key not in req.memo:
+        req.memo[key] = compute()
+    return cast(T, req.memo[key])
+
+
+def _user_raw(req: Request) -> dict[str, Any]:
+    return _memo(
+        req, "user", lambda: resources.canonical_user(quirks.normalise_resource(_body(req)))
     )
+
+
+def _group_body(req: Request) -> dict[str, Any]:
+    return _memo(req, "group", lambda: quirks.normalise_resource(_body(req)))
+
+
+def _patch_ops(req: Request) -> list[dict[str, Any]]:
+    return _memo(req, "ops", lambda: patch.operations(_normalised_ops(req)))
+
+
+def prepare(req: Request) -> None:
+    """Parse and normalise the body before the write transaction. Errors are left for
+    route() to raise, after authentication (a bad body never answers before a bad token)."""
+    parts = [p for p in req.path.split("/") if p]
+    head = parts[0].lower() if parts else ""
+    try:
+        if head == "users" and req.method in ("POST", "PUT"):
+            _user_raw(req)
+        elif head == "groups" and req.method in ("POST", "PUT"):
+            _group_body(req)
+        elif head in ("users", "groups") and req.method == "PATCH":
+            _patch_ops(req)
+    except Exception:  # raised again by route(), inside the transaction
+        req.memo.clear()
 
 
 def route(store: Store, clock: Clock, directory: Directory, req: Request, max_page: int) -> Outcome:
@@ -193,7 +244,7 @@ def _users(
                 [resources.render_user(u, req.base_url, groups.get(u.id, [])) for u in page.items],
             )
         if req.method == "POST":
-            raw = resources.canonical_user(quirks.normalise_resource(_body(req)))
+            raw = _user_raw(req)
             user = provisioning.create_user(
                 store, clock, directory, resources.user_attributes(raw, active_default=True)
             )
@@ -213,7 +264,7 @@ def _users(
         provisioning.delete_user(store, clock, directory, user_id, if_match)
         return Outcome(204, None, change={"action": "user.deleted", "id": user_id})
     if req.method == "PUT":
-        raw = resources.canonical_user(quirks.normalise_resource(_body(req)))
+        raw = _user_raw(req)
 
         def replace(current: DirectoryUser) -> Any:
             # Okta: a PUT that omits `active` keeps the state (quirks/okta.py).
@@ -228,7 +279,7 @@ def _users(
             {"action": "user.replaced", "id": user.id, "state": user.state},
         )
     if req.method == "PATCH":
-        ops = patch.operations(_normalised_ops(req))
+        ops = _patch_ops(req)
 
         def change(current: DirectoryUser) -> Any:
             patched = patch.apply(resources.user_raw_with_state(current), ops, schema.USER)
@@ -285,7 +336,7 @@ def _groups(
                 req, query, page.total, [_render_group(store, req, g) for g in page.items]
             )
         if req.method == "POST":
-            body = quirks.normalise_resource(_body(req))
+            body = _group_body(req)
             attrs = resources.group_attributes(resources.canonical_group(body))
             members = resources.member_ids(body.get("members"))
             group = provisioning.create_group(store, clock, directory, attrs, members)
@@ -305,7 +356,7 @@ def _groups(
         provisioning.delete_group(store, clock, directory, group_id, if_match)
         return Outcome(204, None, change={"action": "group.deleted", "id": group_id})
     if req.method == "PUT":
-        body = quirks.normalise_resource(_body(req))
+        body = _group_body(req)
         attrs = resources.group_attributes(resources.canonical_group(body))
         # A PUT without `members` keeps them: a rename must never empty a group.
         replace = resources.member_ids(body["members"]) if "members" in body else None
@@ -325,7 +376,7 @@ def _groups(
             {"action": "group.replaced", "id": group.id},
         )
     if req.method == "PATCH":
-        ops = patch.operations(_normalised_ops(req))
+        ops = _patch_ops(req)
         summary: dict[str, Any] = {}
         group = provisioning.update_group(
             store, clock, directory, group_id, _group_patch(ops, summary), if_match

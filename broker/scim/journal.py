@@ -43,7 +43,7 @@ def entry(
     method: str,
     path: str,
     status: int,
-    request_body: bytes,
+    request_body: str | None,
     response_body: bytes | None,
     change: dict[str, Any],
     user_agent: str | None,
@@ -51,6 +51,8 @@ def entry(
     request_id: str | None,
     ms: float,
 ) -> JournalEntry:
+    """`request_body` comes already redacted (redacted_body): that needs no store, so the
+    caller computes it before taking the write lock."""
     response_text = None
     # Failures keep their error document; successes are summarised by `change` (the
     # resource itself is in the store), which keeps the journal small and writes cheap.
@@ -63,7 +65,7 @@ def entry(
         method=method,
         path=path[:2048],
         status=status,
-        request_body=redacted_body(request_body),
+        request_body=request_body,
         response_body=response_text,
         change=change,
         user_agent=(user_agent or "")[:256] or None,

@@ -4,21 +4,74 @@ A handler reads the bearer token, the body (with a size limit, before any parsin
 the query, hands plain data to broker.scim.service on the store thread — one hop per
 request — and writes the answer. Every failure, including a body that is too large or a
 method we do not know, is a SCIM error document (RFC 7644 §3.12).
+
+Group commit: a request that arrives while this worker's previous SCIM requests are on
+the store thread waits for them and then goes with every other request that queued
+meanwhile, in one write transaction (broker.scim.service.execute_batch). Each answer
+is sent after its transaction commits.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from broker.scim import errors
-from broker.scim.handlers import Request
-from broker.scim.service import Call, Limits, execute
+from broker.scim.handlers import Outcome, Request
+from broker.scim.service import Call, Limits, execute_batch
 from broker.web.middlewares import client_addr, request_id
 from broker.web.services import SERVICES
 
 PREFIX = "/scim/v2"
+MAX_BATCH = 16  # a bound on how long the first request of a batch waits for the last
+
+
+class Batcher:
+    """Collects this worker's SCIM calls and runs them on the store thread in batches."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app  # services and limits are read per batch (tests swap the limits)
+        self.pending: list[tuple[Call, asyncio.Future[Outcome]]] = []
+        self.draining = False
+        self.task: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
+
+    async def submit(self, call: Call) -> Outcome:
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.pending.append((call, future))
+        if not self.draining:
+            self.draining = True
+            self.task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                services = self.app[SERVICES]
+                try:
+                    outcomes = await services.run(
+                        execute_batch,
+                        services.store,
+                        services.clock,
+                        self.app[LIMITS],
+                        [call for call, _ in batch],
+                    )
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if not future.done():  # the client may have gone away
+                        future.set_result(outcome)
+        finally:
+            self.draining = False
+
+
 LIMITS: web.AppKey[Limits] = web.AppKey("scim_limits", Limits)
 MAX_BODY: web.AppKey[int] = web.AppKey("scim_max_body", int)
+BATCHER: web.AppKey[Batcher] = web.AppKey("scim_batcher", Batcher)
 
 
 def setup(app: web.Application) -> None:
@@ -29,6 +82,7 @@ def setup(app: web.Application) -> None:
         retention_seconds=settings.get("scim.journal_retention_days") * 86400.0,
     )
     app[MAX_BODY] = settings.get("server.max_body_bytes")
+    app[BATCHER] = Batcher(app)
     app.router.add_route("*", PREFIX + "/{directory_id}", handle)
     app.router.add_route("*", PREFIX + "/{directory_id}/{tail:.*}", handle)
 
@@ -76,7 +130,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         remote_addr=client_addr(request),
         request_id=request_id(request),
     )
-    outcome = await services.run(execute, services.store, services.clock, request.app[LIMITS], call)
+    outcome = await request.app[BATCHER].submit(call)
     if outcome.body is None:
         return web.Response(status=outcome.status, headers=outcome.headers)
     return web.Response(

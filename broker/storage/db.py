@@ -11,6 +11,14 @@ SQLite's own busy handler polls with sleeps of 1 ms and more, which caps a
 two-worker server far below what one writer can do; the kernel hands an flock to
 the next waiter as soon as it is released. SQLite's lock and busy timeout still
 guard against writers that do not take the flock (the sqlite3 shell, say).
+
+Checkpoints run off the request path (checkpoint(), from a thread of each server
+worker). A WAL only starts over from its beginning when a checkpoint has copied every
+frame before the next write transaction begins; under steady writes a checkpoint that
+runs beside writers never quite catches up, the WAL grows to the automatic checkpoint
+size and the checkpoint then runs inside some request's COMMIT, holding the write
+lock. So checkpoint() copies the bulk beside the writers, then, when the WAL is big
+enough to be worth restarting, takes the writers' flock for the short catch-up.
 """
 
 from __future__ import annotations
@@ -28,7 +36,13 @@ import sqlite_utils
 
 from broker.errors import StoreUnavailable
 
-AUTOCHECKPOINT_PAGES = 4000
+# Safety net for processes without the checkpoint thread (CLI, tests); larger than what
+# the server writes between two background checkpoints (about 20 pages per SCIM write).
+AUTOCHECKPOINT_PAGES = 16000
+# A checkpoint that finds at least this many WAL frames catches up under the flock so
+# that the WAL restarts (and the file is cut back to JOURNAL_SIZE_LIMIT).
+CATCH_UP_FRAMES = 1000
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 class Database:
@@ -76,6 +90,8 @@ class Database:
             # checkpoint, which would run inside a request right after COMMIT, is only a
             # safety net for processes without that thread (CLI, tests).
             conn.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            conn.execute("PRAGMA temp_store = MEMORY")  # sorts and DISTINCT never hit disk
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"{self.path}: cannot open the database ({exc})") from None
         return conn
@@ -127,9 +143,7 @@ class Database:
             finally:
                 self._local.depth -= 1
             return
-        lock_fd = self._local.lock_fd
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        try:
+        with self._writers_turn():
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -148,6 +162,14 @@ class Database:
                     raise _translate(exc, self.path) from exc
             finally:
                 self._local.depth = 0
+
+    @contextmanager
+    def _writers_turn(self) -> Iterator[None]:
+        """Hold the flock that the writers of every process queue on."""
+        lock_fd = self._local.lock_fd
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
         finally:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
@@ -156,10 +178,16 @@ class Database:
         return bool(getattr(self._local, "depth", 0))
 
     def checkpoint(self) -> tuple[int, int, int]:
-        """Copy committed WAL pages into the database file without blocking writers
-        (PASSIVE): (busy, WAL pages, pages checkpointed)."""
-        row = self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(row[0]), int(row[1]), int(row[2])
+        """Copy committed WAL pages into the database file (PASSIVE: beside the writers),
+        then, if the WAL is long, copy what they added meanwhile while holding their
+        flock, so that the next writer restarts the WAL: (busy, WAL pages, pages
+        checkpointed)."""
+        conn = self.conn
+        busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if log >= CATCH_UP_FRAMES:
+            with self._writers_turn():
+                busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(log), int(done)
 
     def backup_to(self, target: Path) -> None:
         """An online, consistent copy through SQLite's backup API."""
