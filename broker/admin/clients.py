@@ -164,6 +164,29 @@ async def rotate_webhook(request: web.Request) -> web.StreamResponse:
     return await show(request, client_id, notices, secrets={"webhook_secret": secret})
 
 
+async def resend(request: web.Request) -> web.StreamResponse:
+    """Queue one event again (out of band: the stream's cursor does not move); the
+    delivery worker sends it and the log shows the outcome."""
+    services = services_of(request)
+    client_id = request.match_info["client_id"]
+    notices: list[Notice] = []
+    queued = await attempt(
+        services.run(
+            webhooks.resend,
+            services.store,
+            services.clock,
+            actor(request),
+            client_id,
+            await form_text(request, "event_id"),
+        ),
+        notices,
+    )
+    if queued is None:
+        return await show(request, client_id, notices, status=400)
+    notices.append(Notice("ok", f"{queued.event_type} {queued.event_id} queued for re-sending."))
+    return await show(request, client_id, notices)
+
+
 async def bind(request: web.Request) -> web.StreamResponse:
     services = services_of(request)
     client_id = request.match_info["client_id"]
@@ -191,4 +214,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/clients/{client_id}", update)
     app.router.add_post("/clients/{client_id}/rotate", rotate)
     app.router.add_post("/clients/{client_id}/webhook/rotate", rotate_webhook)
+    app.router.add_post("/clients/{client_id}/webhook/resend", resend)
     app.router.add_post("/clients/{client_id}/orgs", bind)

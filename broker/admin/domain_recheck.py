@@ -22,7 +22,7 @@ async def run(services: Services, interval: float = INTERVAL_SECONDS) -> None:
     while True:
         try:
             results = await domains.recheck_pending(
-                services.store, services.resolver, services.clock
+                services.store, services.resolver, services.clock, run=services.run
             )
             for result in results:
                 log.info(

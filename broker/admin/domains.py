@@ -43,7 +43,7 @@ async def add(request: web.Request) -> web.StreamResponse:
 async def verify(request: web.Request) -> web.StreamResponse:
     services = services_of(request)
     notices: list[Notice] = []
-    # verify_domain awaits the DNS answer itself; its store calls are short.
+    # verify_domain awaits the DNS answer itself; its store calls go to the store thread.
     result = await attempt(
         domains.verify_domain(
             services.store,
@@ -52,6 +52,7 @@ async def verify(request: web.Request) -> web.StreamResponse:
             actor(request),
             request.match_info["org_id"],
             request.match_info["domain"],
+            run=services.run,
         ),
         notices,
     )

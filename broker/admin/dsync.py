@@ -1,6 +1,7 @@
 """Directory Sync (issue 8 §6): enable (SCIM base URL and token shown once, with Okta and
-Entra instructions), rotate the token, group → role mappings with a preview, synced
-users and groups with search, the SCIM request log, disable.
+Entra instructions), rotate the token, group → role mappings (by group id or display
+name, with priorities) with a preview of one user's role and seat, synced users and
+groups with search, the SCIM request log, the drift report with "re-drive", disable.
 
 Same core calls as `exec-broker directory ...` and `role-mapping ...`: policy decides
 when Directory Sync may be switched, roles decides who gets which role and seat.
@@ -14,7 +15,9 @@ from aiohttp import web
 
 from broker.admin.page import Notice, attempt, form_checked, form_text, page
 from broker.admin.security import actor, services_of
-from broker.core import audit, directories, policy, roles
+from broker.core import audit, directories, drift, policy, roles
+from broker.core.directory_types import JournalEntry
+from broker.core.models import DirectoryGroup, DirectoryUser, Organization
 from broker.core.ports import Store
 from broker.errors import InvalidInput
 
@@ -22,39 +25,51 @@ from broker.errors import InvalidInput
 def _view(store: Store, org_id: str, query: str, preview_user: str) -> dict[str, Any]:
     org = store.organizations.get(org_id)
     directory = store.directories.for_organization(org_id)
-    users, groups, journal = [], [], []
-    if directory is not None and directory.state == "active":
-        needle = query.lower()
-        users = [
-            u
-            for u in store.users.list(directory.id)
-            if not needle or needle in f"{u.user_name} {u.email or ''}".lower()
-        ]
-        groups = [
-            g
-            for g in store.groups.list(directory.id)
-            if not needle or needle in g.display_name.lower()
-        ]
+    all_users: list[DirectoryUser] = []
+    all_groups: list[DirectoryGroup] = []
+    journal: list[JournalEntry] = []
+    drifted = None
     if directory is not None:
         journal = store.scim_journal.list(directory.id, limit=50)
-    preview = None
-    if preview_user and directory is not None:
-        user = store.users.get_any(preview_user)
-        if user.organization_id == org_id:
-            role, seat = roles.resolve(
-                store, org_id, user.id, org.default_role, store.users.base_seat(user.id)
-            )
-            preview = {"user": user, "role": role, "seat": seat}
+        if directory.state == "active":
+            all_users = store.users.list(directory.id)
+            all_groups = store.groups.list(directory.id)
+            drifted = drift.report(store, org_id)
+    needle = query.lower()
     return {
         "org": org,
         "directory": directory,
-        "users": users[:200],
-        "groups": groups[:200],
+        "users": [u for u in all_users if needle in f"{u.user_name} {u.email or ''}".lower()][:200],
+        "groups": [g for g in all_groups if needle in f"{g.display_name} {g.id}".lower()][:200],
+        "all_groups": all_groups,
         "mappings": store.role_mappings.list(org_id),
         "journal": journal,
-        "preview": preview,
+        "preview": _preview(store, org, all_users, preview_user) if preview_user else None,
+        "preview_user": preview_user,
         "q": query,
+        "drift": drifted,
     }
+
+
+def _preview(
+    store: Store, org: Organization, users: list[DirectoryUser], wanted: str
+) -> dict[str, Any]:
+    """What roles.resolve gives one synced user (by id, user name or email) right now."""
+    folded = wanted.strip().lower()
+    user = next(
+        (
+            u
+            for u in users
+            if folded in (u.id.lower(), u.user_name.lower(), (u.email or "").lower())
+        ),
+        None,
+    )
+    if user is None:
+        return {"user": None, "wanted": wanted}
+    role, seat = roles.resolve(
+        store, org.id, user.id, org.default_role, store.users.base_seat(user.id)
+    )
+    return {"user": user, "role": role, "seat": seat, "groups": store.groups.groups_of(user.id)}
 
 
 async def show(
@@ -175,6 +190,7 @@ async def add_mapping(request: web.Request) -> web.StreamResponse:
     services = services_of(request)
     notices: list[Notice] = []
     group = await form_text(request, "group")
+    group_id = await form_text(request, "group_id")
     seat = await form_text(request, "seat")
     priority_text = await form_text(request, "priority") or "0"
     try:
@@ -191,7 +207,8 @@ async def add_mapping(request: web.Request) -> web.StreamResponse:
                 actor(request),
                 request.match_info["org_id"],
                 role=role,
-                group_name=group or _missing("the group's display name"),
+                group_id=group_id or None,
+                group_name=None if group_id else group or _missing("a synced group or a name"),
                 priority=priority,
                 seat=seat or None,  # type: ignore[arg-type]
             )
@@ -199,7 +216,8 @@ async def add_mapping(request: web.Request) -> web.StreamResponse:
         notices,
     )
     if done is not None:
-        notices.append(Notice("ok", f"Members of {group} now get the role {done.role}."))
+        shown = group_id if group_id else group
+        notices.append(Notice("ok", f"Members of {shown} now get the role {done.role}."))
     return await show(request, notices, 200 if done else 400)
 
 
@@ -226,6 +244,41 @@ async def remove_mapping(request: web.Request) -> web.StreamResponse:
     return await show(request, notices)
 
 
+def _redrive(store: Store, clock: Any, who: audit.Actor, org_id: str) -> drift.Drift:
+    sent = drift.redrive(store, clock, org_id)
+    with store.transaction():
+        audit.record(
+            store,
+            who,
+            "dsync.redriven",
+            clock.now(),
+            organization_id=org_id,
+            users=len(sent.users),
+            groups=len(sent.groups),
+        )
+    return sent
+
+
+async def redrive(request: web.Request) -> web.StreamResponse:
+    services = services_of(request)
+    notices: list[Notice] = []
+    sent = await attempt(
+        services.run(
+            _redrive, services.store, services.clock, actor(request), request.match_info["org_id"]
+        ),
+        notices,
+    )
+    if sent is not None:
+        notices.append(
+            Notice(
+                "ok",
+                f"Sent the current state of {len(sent.users)} users and {len(sent.groups)} "
+                "groups to Exec again.",
+            )
+        )
+    return await show(request, notices, 200 if sent else 400)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/orgs/{org_id}/directory", detail)
     app.router.add_post("/orgs/{org_id}/directory/enable", enable)
@@ -233,3 +286,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/orgs/{org_id}/directory/disable", disable)
     app.router.add_post("/orgs/{org_id}/directory/mappings", add_mapping)
     app.router.add_post("/orgs/{org_id}/directory/mappings/{mapping_id}/remove", remove_mapping)
+    app.router.add_post("/orgs/{org_id}/directory/redrive", redrive)

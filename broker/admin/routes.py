@@ -8,12 +8,35 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from broker.admin import auth, clients, connections, domains, dsync, orgs, security, sso
+from broker.admin import (
+    auth,
+    clients,
+    connection_idp,
+    connections,
+    domains,
+    dsync,
+    network,
+    orgs,
+    security,
+    sso,
+    test_result,
+)
 from broker.admin.page import FEATURES
 from broker.core import connection_tools
 from broker.web.render import ENV_KEY
 
-PAGE_MODULES = (auth, orgs, domains, sso, clients, connections, dsync)
+PAGE_MODULES = (
+    auth,
+    orgs,
+    domains,
+    sso,
+    clients,
+    connections,
+    connection_idp,
+    test_result,
+    dsync,
+    network,
+)
 
 
 def build() -> web.Application:

@@ -10,7 +10,7 @@ from typing import Any
 
 from broker.cli.common import Command, clock, emit, load_settings, open_store, table
 from broker.clock import iso
-from broker.core import audit, login
+from broker.core import audit
 from broker.core import connections as core
 from broker.errors import InvalidInput
 from broker.saml import endpoints, idp_settings
@@ -304,13 +304,15 @@ def set_options(args: argparse.Namespace, settings: Settings, store: SQLiteStore
 
 @_with_store
 def test_login_url(args: argparse.Namespace, settings: Settings, store: SQLiteStore) -> int:
-    connection = store.connections.get(args.connection)
-    flow_id = login.create_test_login(store, clock, connection.id, audit.CLI)
-    url = settings.public_url + endpoints.start_path(connection.id, flow_id)
+    """SAML or OIDC alike: the core picks the start path by connection type, and refuses a
+    draft that still lacks its IdP settings."""
+    flow_id, path = core.start_test_login(store, clock, audit.CLI, args.connection)
+    url = settings.public_url + path
     result = {
         "url": url,
         "flow_id": flow_id,
-        "result_url": settings.public_url + endpoints.test_result_path(connection.id, flow_id),
+        # the setup UI's result page (signed-in admins only)
+        "result_url": settings.public_url + core.test_result_path(args.connection, flow_id),
     }
     emit(args, result, f"Open this URL in a browser within 10 minutes:\n  {url}")
     return 0

@@ -170,8 +170,9 @@ def create_connection(
     options: Mapping[str, Any] | None = None,
     refresh_after: float | None = None,
 ) -> Connection:
-    """A draft connection. For SAML, `idp` is required; `options` override SAML_OPTIONS
-    defaults; `refresh_after` (seconds) schedules the metadata URL refresh."""
+    """A draft connection. For SAML, `idp` may be None (a draft waiting for the IdP's
+    metadata: set_idp_settings fills it in); `options` override SAML_OPTIONS defaults;
+    `refresh_after` (seconds) schedules the metadata URL refresh."""
     if type not in TYPES:
         raise InvalidInput(f"connection type must be one of {', '.join(TYPES)}")
     if preset not in PRESETS:
@@ -182,7 +183,8 @@ def create_connection(
         config = {key: opt.default for key, opt in SAML_OPTIONS.items()}
         for key, value in (options or {}).items():
             config[key] = check_option(key, value)
-        config.update(check_idp_settings(idp or {}))
+        if idp is not None:
+            config.update(check_idp_settings(idp))
     else:
         config = dict(options or {})
     with store.transaction():
@@ -241,18 +243,29 @@ def update_options(
 
 
 def set_idp_settings(
-    store: Store, clock: Clock, actor: audit.Actor, connection_id: str, idp: Mapping[str, Any]
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    connection_id: str,
+    idp: Mapping[str, Any],
+    *,
+    refresh_after: float | None = None,
 ) -> Connection:
     """Replace the IdP settings (admin upload, manual edit or a metadata refresh). The new
-    certificate list takes effect at once for every worker: no restart, no downtime."""
+    certificate list takes effect at once for every worker: no restart, no downtime.
+    `refresh_after` (seconds) schedules the refresh of a metadata URL given from the UI."""
     now = clock.now()
     checked = check_idp_settings(idp)
     with store.transaction():
         connection = store.connections.get(connection_id)
+        if connection.type != "saml":
+            raise InvalidInput("only SAML connections take IdP metadata")
         before = fingerprints_of(connection.config)
         config = {k: v for k, v in connection.config.items() if k not in IDP_KEYS}
         config.update(checked)
         connection = store.connections.update(connection_id, config=config, updated_at=now)
+        if checked.get("metadata_source") == "url" and refresh_after:
+            store.saml.schedule_refresh(connection_id, now + refresh_after)
         after = fingerprints_of(config)
         if before != after or actor.name != audit.SYSTEM.name:
             audit.record(
@@ -282,6 +295,7 @@ def activate(
         connection = store.connections.get(connection_id)
         if connection.state == "active":
             return connection
+        require_settings(connection)
         if connection.tested_at is None and not without_test:
             raise PolicyError(
                 "Run a successful test login before activating this connection "
@@ -335,6 +349,64 @@ def record_test_success(store: Store, clock: Clock, connection_id: str) -> Conne
     now = clock.now()
     with store.transaction():
         return store.connections.update(connection_id, tested_at=now, updated_at=now)
+
+
+# -- readiness and test logins ----------------------------------------------------------
+
+
+def missing_settings(connection: Connection) -> str | None:
+    """What a draft still lacks before it can be tested or activated, in the admin's words;
+    None when nothing is missing."""
+    config = connection.config
+    if connection.type == "saml":
+        if not (
+            config.get("idp_entity_id")
+            and config.get("sso_urls")
+            and config.get("idp_certificates")
+        ):
+            return (
+                "This connection has no identity provider settings yet: give the IdP's "
+                "metadata (URL or file) or its entity ID, SSO URL and certificate first."
+            )
+        return None
+    if not config.get("issuer") or not config.get("client_id"):
+        return (
+            "This connection has no identity provider settings yet: give the issuer and "
+            "the client ID the IdP assigned first."
+        )
+    if config.get("token_auth_method") != "private_key_jwt" and not config.get("client_secret_enc"):
+        return "This connection has no client secret yet: give the one the IdP assigned."
+    return None
+
+
+def require_settings(connection: Connection) -> None:
+    """PolicyError (public message) unless the connection has its IdP settings."""
+    missing = missing_settings(connection)
+    if missing is not None:
+        raise PolicyError(missing)
+
+
+def start_test_login(
+    store: Store, clock: Clock, actor: audit.Actor, connection_id: str
+) -> tuple[str, str]:
+    """(flow id, path that starts it at the IdP) for the admin's test login; refused while
+    the connection lacks its IdP settings. The result is shown at
+    core.login.TEST_LOGIN_RESULT_PATH, to signed-in admins only."""
+    from broker.core import login  # login's dependencies reach back here; import late
+
+    connection = store.connections.get(connection_id)
+    require_settings(connection)
+    flow_id = login.create_test_login(store, clock, connection.id, actor)
+    path = login.UPSTREAM_PATHS[connection.type].format(
+        connection_id=connection.id, flow_id=flow_id
+    )
+    return flow_id, path
+
+
+def test_result_path(connection_id: str, flow_id: str) -> str:
+    from broker.core import login
+
+    return login.TEST_LOGIN_RESULT_PATH.format(connection_id=connection_id, flow_id=flow_id)
 
 
 # -- the admin's views ----------------------------------------------------------------

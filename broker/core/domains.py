@@ -4,14 +4,20 @@ The record is `_exec-broker-verification.<domain> TXT "exec-broker-verification=
 A domain verified by one organization cannot be claimed by another; consumer mail
 domains are refused; verification survives disabling SSO (DESIGN §2). Pending
 domains are re-checked with backoff and fail after 30 days, as WorkOS does.
+
+A verification is three steps: find the domain (store), look the TXT record up (DNS,
+awaited), record the outcome (store). Inside the server the store steps must run on the
+store thread, never on the event loop: `verify_domain` and `recheck_pending` take a
+`run` callable (Services.run) for them; without one (the CLI) they are called directly.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from broker.clock import Clock
 from broker.core import audit, events
@@ -171,15 +177,40 @@ def interpret(domain: Domain, answer: object) -> tuple[Outcome, str]:
     return "dns_error", f"The DNS look-up failed ({detail}). Try again later."
 
 
-async def verify_domain(
-    store: Store, resolver: TxtResolver, clock: Clock, actor: audit.Actor, org_id: str, domain: str
+# Runs a synchronous store call somewhere (Services.run: on the store thread).
+Runner = Callable[..., Awaitable[Any]]
+
+
+async def _direct(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
+def record_verification(
+    store: Store, clock: Clock, actor: audit.Actor, record: Domain, answer: object
 ) -> Verification:
-    """Look the TXT record up now and record the outcome (CLI, UI and the background re-check)."""
-    record = find_domain(store, org_id, domain)
+    """Record what a TXT look-up for `record` answered (the store half of a verification)."""
+    return _record_outcome(store, clock, actor, record, *interpret(record, answer))
+
+
+async def verify_domain(
+    store: Store,
+    resolver: TxtResolver,
+    clock: Clock,
+    actor: audit.Actor,
+    org_id: str,
+    domain: str,
+    *,
+    run: Runner | None = None,
+) -> Verification:
+    """Look the TXT record up now and record the outcome (CLI, UI and the background re-check).
+    `run` carries the store calls off the event loop (see the module docstring)."""
+    call = run or _direct
+    record: Domain = await call(find_domain, store, org_id, domain)
     if record.state == "verified":
         return Verification(record, "verified", f"{record.domain} is already verified.")
     answer = await resolver.lookup(txt_record(record)[0])
-    return _record_outcome(store, clock, actor, record, *interpret(record, answer))
+    result: Verification = await call(record_verification, store, clock, actor, record, answer)
+    return result
 
 
 def _record_outcome(
@@ -246,15 +277,22 @@ def _record_outcome(
 
 
 async def recheck_pending(
-    store: Store, resolver: TxtResolver, clock: Clock, limit: int = 20
+    store: Store,
+    resolver: TxtResolver,
+    clock: Clock,
+    limit: int = 20,
+    *,
+    run: Runner | None = None,
 ) -> list[Verification]:
     """Background task: re-check pending domains whose backoff has elapsed."""
+    call = run or _direct
     results = []
-    for record in store.domains.due_for_check(clock.now(), limit):
+    due: list[Domain] = await call(store.domains.due_for_check, clock.now(), limit)
+    for record in due:
         try:
             answer = await resolver.lookup(txt_record(record)[0])
             results.append(
-                _record_outcome(store, clock, audit.SYSTEM, record, *interpret(record, answer))
+                await call(record_verification, store, clock, audit.SYSTEM, record, answer)
             )
         except NotFound:
             continue  # removed meanwhile

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,7 +75,7 @@ class OidcConnectionInput:
     issuer: str
     client_id: str
     client_secret: str | None = None
-    token_auth_method: str = "client_secret_basic"  # noqa: S105 (a method name)
+    token_auth_method: str = "client_secret_basic"
     scopes: Sequence[str] = DEFAULT_SCOPES
     claims: Mapping[str, str] = field(default_factory=dict)
     ca_pem: str | None = None
@@ -136,6 +136,52 @@ def check_hosted_domain(value: str | None) -> str | None:
     return domain
 
 
+def _checked_config(
+    data: OidcConnectionInput,
+    connection_id: str,
+    seal: Callable[[str, str], str],
+    allow_insecure_loopback: bool,
+    kept_secret_enc: str | None = None,
+) -> dict[str, Any]:
+    """The connection's config from the admin's input, every field checked. A blank secret
+    keeps `kept_secret_enc` (the one already sealed) when there is one."""
+    if data.preset not in OIDC_PRESETS:
+        raise InvalidInput(f"unknown OIDC preset {data.preset!r}; known: {', '.join(OIDC_PRESETS)}")
+    issuer = check_issuer(data.issuer, allow_insecure_loopback)
+    client_id = data.client_id.strip()
+    if not client_id or len(client_id) > 255 or not client_id.isprintable():
+        raise InvalidInput("the client ID must be 1-255 printable characters")
+    if data.token_auth_method not in AUTH_METHODS:
+        raise InvalidInput(f"token auth method must be one of {', '.join(AUTH_METHODS)}")
+    secret = data.client_secret or ""
+    sealed: str | None = None
+    if data.token_auth_method == "private_key_jwt":
+        if secret:
+            raise InvalidInput("private_key_jwt uses the broker's key; give no client secret")
+    elif secret.strip():
+        sealed = seal(secret, secret_context(connection_id))
+    elif kept_secret_enc:
+        sealed = kept_secret_enc
+    else:
+        raise InvalidInput("a client secret is required (or use private_key_jwt)")
+    ca_pem = (data.ca_pem or "").strip() or None
+    if ca_pem is not None and "-----BEGIN CERTIFICATE-----" not in ca_pem:
+        raise InvalidInput("the CA bundle must hold PEM certificates")
+    hosted_domain = check_hosted_domain(data.hosted_domain)
+    if hosted_domain and data.preset != "google":
+        raise InvalidInput("a hosted domain applies to the google preset only")
+    return {
+        "issuer": issuer,
+        "client_id": client_id,
+        "token_auth_method": data.token_auth_method,
+        "client_secret_enc": sealed,
+        "scopes": check_scopes(data.scopes),
+        "claims": check_claims(data.claims),
+        "ca_pem": ca_pem,
+        "hosted_domain": hosted_domain,
+    }
+
+
 def create_oidc_connection(
     store: Store,
     clock: Clock,
@@ -146,47 +192,105 @@ def create_oidc_connection(
     allow_insecure_loopback: bool = False,
 ) -> Connection:
     """A draft OIDC connection, with its secret sealed; one transaction, nothing partial."""
-    if data.preset not in OIDC_PRESETS:
-        raise InvalidInput(f"unknown OIDC preset {data.preset!r}; known: {', '.join(OIDC_PRESETS)}")
-    issuer = check_issuer(data.issuer, allow_insecure_loopback)
-    client_id = data.client_id.strip()
-    if not client_id or len(client_id) > 255 or not client_id.isprintable():
-        raise InvalidInput("the client ID must be 1-255 printable characters")
-    if data.token_auth_method not in AUTH_METHODS:
-        raise InvalidInput(f"token auth method must be one of {', '.join(AUTH_METHODS)}")
-    secret = data.client_secret or ""
-    if data.token_auth_method == "private_key_jwt":  # noqa: S105
-        if secret:
-            raise InvalidInput("private_key_jwt uses the broker's key; give no client secret")
-    elif not secret.strip():
-        raise InvalidInput("a client secret is required (or use private_key_jwt)")
-    ca_pem = (data.ca_pem or "").strip() or None
-    if ca_pem is not None and "-----BEGIN CERTIFICATE-----" not in ca_pem:
-        raise InvalidInput("the CA bundle must hold PEM certificates")
-    hosted_domain = check_hosted_domain(data.hosted_domain)
-    if hosted_domain and data.preset != "google":
-        raise InvalidInput("a hosted domain applies to the google preset only")
-
     connection_id = new_id("conn")
+    config = _checked_config(data, connection_id, seal, allow_insecure_loopback)
+    return _create(
+        store, clock, actor, data.organization_id, data.preset, data.name, connection_id, config
+    )
+
+
+def create_oidc_draft(
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    *,
+    organization_id: str,
+    preset: str,
+    name: str | None = None,
+) -> Connection:
+    """A draft without IdP settings: the setup UI shows its redirect URI first (the IdP
+    needs it to register the app and hand out the client ID and secret), then calls
+    set_oidc_settings. Test logins and activation wait for those settings
+    (core.connections.require_settings)."""
+    if preset not in OIDC_PRESETS:
+        raise InvalidInput(f"unknown OIDC preset {preset!r}; known: {', '.join(OIDC_PRESETS)}")
     config: dict[str, Any] = {
-        "issuer": issuer,
-        "client_id": client_id,
-        "token_auth_method": data.token_auth_method,
-        "client_secret_enc": seal(secret, secret_context(connection_id)) if secret else None,
-        "scopes": check_scopes(data.scopes),
-        "claims": check_claims(data.claims),
-        "ca_pem": ca_pem,
-        "hosted_domain": hosted_domain,
+        "issuer": None,
+        "client_id": None,
+        "token_auth_method": "client_secret_basic",
+        "client_secret_enc": None,
+        "scopes": list(DEFAULT_SCOPES),
+        "claims": {},
+        "ca_pem": None,
+        "hosted_domain": None,
     }
+    return _create(store, clock, actor, organization_id, preset, name, new_id("conn"), config)
+
+
+def set_oidc_settings(
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    connection_id: str,
+    data: OidcConnectionInput,
+    *,
+    seal: Callable[[str, str], str],
+    allow_insecure_loopback: bool = False,
+) -> Connection:
+    """Set or replace an OIDC connection's IdP settings (`data.organization_id` and
+    `data.preset` are the connection's own and are ignored). A blank secret keeps the
+    sealed one. The connection must pass a new test login: `tested_at` is cleared."""
     now = clock.now()
     with store.transaction():
-        org = store.organizations.get(data.organization_id)
+        connection = store.connections.get(connection_id)
+        if connection.type != "oidc":
+            raise InvalidInput("only OIDC connections take an issuer and client ID")
+        data = replace(data, organization_id=connection.organization_id, preset=connection.preset)
+        config = _checked_config(
+            data,
+            connection_id,
+            seal,
+            allow_insecure_loopback,
+            kept_secret_enc=connection.config.get("client_secret_enc"),
+        )
+        changes: dict[str, Any] = {"config": {**connection.config, **config}, "updated_at": now}
+        if connection.state != "active":
+            changes["tested_at"] = None
+        connection = store.connections.update(connection_id, **changes)
+        audit.record(
+            store,
+            actor,
+            "connection.idp_updated",
+            now,
+            organization_id=connection.organization_id,
+            target=connection_id,
+            issuer=config["issuer"],
+            client_id=config["client_id"],
+            token_auth_method=config["token_auth_method"],
+            secret_replaced=bool((data.client_secret or "").strip()),
+        )
+    return connection
+
+
+def _create(
+    store: Store,
+    clock: Clock,
+    actor: audit.Actor,
+    organization_id: str,
+    preset: str,
+    name: str | None,
+    connection_id: str,
+    config: dict[str, Any],
+) -> Connection:
+    now = clock.now()
+    with store.transaction():
+        org = store.organizations.get(organization_id)
         connection = Connection(
             id=connection_id,
             organization_id=org.id,
             type="oidc",
-            preset=data.preset,
-            name=(data.name or "").strip() or f"{data.preset} OIDC",
+            preset=preset,
+            name=(name or "").strip() or f"{preset} OIDC",
             state="draft",
             config=config,
             created_at=now,
@@ -202,10 +306,10 @@ def create_oidc_connection(
             organization_id=org.id,
             target=connection.id,
             type="oidc",
-            preset=data.preset,
-            issuer=issuer,
-            client_id=client_id,
-            token_auth_method=data.token_auth_method,
+            preset=preset,
+            issuer=config.get("issuer"),
+            client_id=config.get("client_id"),
+            token_auth_method=config.get("token_auth_method"),
         )
     return connection
 

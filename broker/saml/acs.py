@@ -65,13 +65,17 @@ class AcsResult:
 
 
 class AcsRefused(Exception):
-    """A refused response; `public` for the browser, the rest for the admin."""
+    """A refused response; `public` for the browser, the rest for the admin.
+    `test_flow_id` names the admin's test login it refused (its result page shows why)."""
 
-    def __init__(self, reason: str, public: str, status: int = 400) -> None:
+    def __init__(
+        self, reason: str, public: str, status: int = 400, test_flow_id: str | None = None
+    ) -> None:
         super().__init__(public)
         self.reason = reason
         self.public = public
         self.status = status
+        self.test_flow_id = test_flow_id
 
 
 def decode_response(value: str) -> bytes:
@@ -295,7 +299,8 @@ def process(
             verified.name_id,
             detail,
         )
-        raise AcsRefused(exc.reason, exc.public) from exc
+        test_flow = flow_id if binding.kind == "test_login" else None
+        raise AcsRefused(exc.reason, exc.public, test_flow_id=test_flow) from exc
     outcome_name, reason = _test_outcome(store, outcome)
     _remember(
         store,
@@ -334,6 +339,8 @@ def _refuse(
 ) -> NoReturn:
     store, now = services.store, services.clock.now()
     flow = binding.flow if binding else None
+    if flow is None and binding is not None and binding.flow_id is not None:
+        flow = _test_flow(store, binding.flow_id, connection.id)
     flows.record_refusal(
         store,
         now,
@@ -356,7 +363,20 @@ def _refuse(
         subject,
         {"detail": exc.detail},
     )
-    raise AcsRefused(exc.reason, exc.public) from exc
+    test_flow = flow.id if flow is not None and flow.kind == "test_login" else None
+    raise AcsRefused(exc.reason, exc.public, test_flow_id=test_flow) from exc
+
+
+def _test_flow(store: Store, flow_id: str, connection_id: str) -> Flow | None:
+    """The admin's test login a refused response answered (checked before the flow was
+    loaded, e.g. a bad signature), so that its result page says why; never a real login's
+    flow, which stays as it is for the genuine answer still to come."""
+    try:
+        flow = store.flows.get(flow_id)
+    except NotFound:
+        return None
+    live = flow.kind == "test_login" and flow.status == "upstream"
+    return flow if live and flow.connection_id == connection_id else None
 
 
 def _remember(

@@ -3,7 +3,9 @@
   GET  /saml/{connection_id}/metadata     our SP metadata (entity ID, ACS, certificates)
   GET  /saml/{connection_id}/start        flow → AuthnRequest (HTTP-Redirect or HTTP-POST)
   POST /saml/{connection_id}/acs          SAMLResponse (HTTP-POST binding) → the core
-  GET  /saml/{connection_id}/test-result  what a test login received and mapped
+
+An admin's test login ends where the core says (core.login.TEST_LOGIN_RESULT_PATH: the
+setup UI's result page, for signed-in admins only), whether it passed or was refused.
 
 Handlers parse, make one call on the store thread, and render (STYLE §4). A refused login
 shows a short reason and the correlation id; the detail went to the audit log, the flow
@@ -18,14 +20,14 @@ import logging
 
 from aiohttp import web
 
-from broker.core import audit, login
+from broker.core import audit
+from broker.core import connections as core_connections
 from broker.errors import LoginRefused, NotFound
-from broker.ids import hash_token, tokens_equal
 from broker.saml import acs, endpoints, sp_keys, start
 from broker.saml.authn import AuthnRedirect
 from broker.web.middlewares import client_addr, request_id
 from broker.web.render import error_page, render
-from broker.web.services import SERVICES
+from broker.web.services import SERVICES, Services
 from broker.web.session_cookie import set_session_cookie
 
 log = logging.getLogger("broker.saml")
@@ -68,7 +70,7 @@ async def start_login(request: web.Request) -> web.StreamResponse:
     connection_id = request.match_info["connection_id"]
     flow_id = request.query.get("flow", "")
     try:
-        step = await services.run(start.prepare, services, connection_id, flow_id)
+        step = await services.run(_prepare, services, connection_id, flow_id)
     except LoginRefused as exc:
         log.info(
             "saml start refused",
@@ -90,16 +92,18 @@ async def start_login(request: web.Request) -> web.StreamResponse:
             headers={"Content-Security-Policy": POST_PAGE_CSP},
         )
     response.headers["Cache-Control"] = "no-store"
-    if step.test_token:
-        response.set_cookie(
-            start.TEST_COOKIE,
-            step.test_token,
-            httponly=True,
-            samesite="Lax",
-            path=f"/saml/{connection_id}/",
-            secure=services.settings.public_url.startswith("https://"),
-        )
     return response
+
+
+def _prepare(services: Services, connection_id: str, flow_id: str) -> start.StartStep:
+    """A draft still waiting for the IdP's settings has nowhere to send the browser."""
+    try:
+        missing = core_connections.missing_settings(services.store.connections.get(connection_id))
+    except NotFound:
+        missing = None  # start.prepare refuses the unknown connection with its own words
+    if missing is not None:
+        raise LoginRefused("connection_incomplete", missing, f"{connection_id}: {missing}")
+    return start.prepare(services, connection_id, flow_id)
 
 
 async def assertion_consumer(request: web.Request) -> web.StreamResponse:
@@ -120,13 +124,13 @@ async def assertion_consumer(request: web.Request) -> web.StreamResponse:
             _actor(request, connection_id),
         )
     except acs.AcsRefused as exc:
+        if exc.test_flow_id:  # the admin's result page says why, in full
+            return _redirect(
+                core_connections.test_result_path(connection_id, exc.test_flow_id), 303
+            )
         return error_page(request, exc.public, status=exc.status)
     outcome = result.outcome
-    if outcome.test_login and outcome.flow_id:
-        target = endpoints.test_result_path(connection_id, outcome.flow_id)
-    else:
-        target = outcome.redirect_url
-    response = _redirect(target, 303)
+    response = _redirect(outcome.redirect_url, 303)
     response.headers["Cache-Control"] = "no-store"
     if outcome.session_token:
         max_age = None
@@ -136,54 +140,12 @@ async def assertion_consumer(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def test_result(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    connection_id = request.match_info["connection_id"]
-    flow_id = request.query.get("flow", "")
-    token = request.cookies.get(start.TEST_COOKIE, "")
-    try:
-        flow = await services.run(services.store.flows.get, flow_id)
-        result = await services.run(login.test_login_result, services.store, flow_id)
-    except NotFound:
-        return error_page(
-            request, "This test login does not exist.", status=404, title="Test login"
-        )
-    expected = flow.upstream.get("test_token_hash", "")
-    if (
-        flow.connection_id != connection_id
-        or not token
-        or not expected
-        or not tokens_equal(hash_token(token), expected)
-    ):
-        return error_page(
-            request,
-            "Open this page in the browser that started the test login.",
-            status=403,
-            title="Test login",
-        )
-    attempts = await services.run(services.store.saml.attempts, connection_id, 5)
-    if "json" in request.headers.get("Accept", ""):
-        return web.json_response(result, dumps=_dumps)
-    return render(
-        request,
-        "saml_test_result.html",
-        {"result": result, "attempts": attempts, "connection_id": connection_id},
-    )
-
-
 def _redirect(url: str, status: int) -> web.Response:
     # Returned, not raised: the cookie must ride on this very response.
     return web.Response(status=status, headers={"Location": url})
-
-
-def _dumps(value: object) -> str:
-    import json
-
-    return json.dumps(value, default=str)
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/saml/{connection_id}/metadata", metadata)
     app.router.add_get("/saml/{connection_id}/start", start_login)
     app.router.add_post("/saml/{connection_id}/acs", assertion_consumer)
-    app.router.add_get("/saml/{connection_id}/test-result", test_result)

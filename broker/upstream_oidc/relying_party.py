@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.core import audit, flows, login
+from broker.core import audit, connections, flows, login
 from broker.core.models import Connection
 from broker.core.oidc_connections import secret_context
 from broker.core.ports import Flow
@@ -52,6 +52,8 @@ class UpstreamRefused(BrokerError):
         super().__init__(public, detail)
         self.reason = reason
         self.status = status
+        # The admin's test login this refusal ended (its result page shows why).
+        self.test_flow_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,9 @@ class RelyingParty:
                 f"{connection_id} is a {connection.type} connection",
                 404,
             )
+        missing = connections.missing_settings(connection)
+        if missing is not None:  # a draft still waiting for its issuer, client ID or secret
+            raise UpstreamRefused("connection_incomplete", missing, f"{connection_id}: {missing}")
         try:
             flow = login.load_flow_for_upstream(store, clock, flow_id, connection_id)
         except LoginRefused as exc:
@@ -245,6 +250,8 @@ class RelyingParty:
             identity = await self._identity(connection, stored, params)
         except UpstreamRefused as exc:
             await self._refuse(act, exc, flow, connection)
+            if flow.kind == "test_login":
+                exc.test_flow_id = flow.id
             raise
         mark = time.perf_counter()
         try:

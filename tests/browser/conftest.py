@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's chromium + chromedriver, never a downloaded browser) for
 the setup-UI tests, screenshots under artifacts/screenshots/, and the loopback servers
-the tests drive: the broker, a DNS server, a SAML IdP and Exec's OIDC client app."""
+the tests drive: the broker, a DNS server, a SAML IdP, an OIDC IdP, Exec's OIDC client
+app and its webhook receiver."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from broker.settings import Settings
+from tests.api.sink import WebhookSink
 from tests.browser.exec_app import FakeExecApp
 from tests.conftest import RunningBroker, make_home
 from tests.fakes.dns_server import FakeDnsServer
+from tests.fakes.oidc_idp import FakeOidcIdP
 from tests.fakes.saml_idp import FakeSamlIdP
 
 CHROMIUM = "/usr/bin/chromium"
@@ -84,6 +87,9 @@ def settings(
         BROKER_DNS_TIMEOUT_SECONDS="1",
         # The test IdP serves its metadata on loopback: allow-listed as an admin would.
         BROKER_NETWORK_PRIVATE_HOSTS_ALLOWLIST="127.0.0.1",
+        # The test OIDC IdP speaks plain http on loopback (a browser would refuse its
+        # test CA); this opt-in allows exactly that and nothing else.
+        BROKER_UPSTREAM_OIDC_ALLOW_INSECURE_LOOPBACK="true",
     )
 
 
@@ -93,6 +99,20 @@ async def idp(tmp_path: Path) -> AsyncIterator[FakeSamlIdP]:
     runner = await fake.start()
     yield fake
     await runner.cleanup()
+
+
+@pytest.fixture
+async def oidc_idp() -> AsyncIterator[FakeOidcIdP]:
+    async with FakeOidcIdP() as server:
+        yield server
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[WebhookSink]:
+    receiver = WebhookSink()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
 
 
 @pytest.fixture

@@ -79,6 +79,10 @@ def test_create_from_metadata_file_show_and_activation_rules(
     assert code == 1 and "test login" in err
     code, url, _ = run(capsys, "connection", "test-login-url", conn, "--json")
     assert code == 0 and url["url"].startswith(f"{settings.public_url}/saml/{conn}/start?flow=")
+    flow_id = url["flow_id"]
+    assert (
+        url["result_url"] == f"{settings.public_url}/admin/connections/{conn}/test?flow={flow_id}"
+    )
     code, active, _ = run(capsys, "connection", "activate", conn, "--without-test", "--json")
     assert code == 0 and active["state"] == "active"
     assert store.connections.get(conn).config["activated_without_test"] is True
@@ -251,3 +255,48 @@ def test_store_replay_cache_attempts_and_refresh_lease(settings, store, org, cap
     saml.finish_refresh(conn, "w2", now=150.0, next_at=1000.0, error=None)
     state = saml.refresh_state(conn)
     assert state is not None and state.next_at == 1000.0 and state.lease_owner is None
+
+
+def test_drafts_without_idp_settings_and_oidc_test_login_urls(settings, capsys, org, store):
+    """A draft made before the IdP's settings (the setup UI's order) can be neither tested
+    nor activated, with a message that says why; `connection test-login-url` starts an
+    OIDC connection's test at its own edge."""
+    from broker.clock import SystemClock
+    from broker.core import audit, connections, oidc_connections
+    from broker.crypto.secrets import SecretBox
+
+    clock = SystemClock()
+
+    draft = connections.create_connection(
+        store, clock, audit.CLI, organization_id=org, type="saml", preset="okta"
+    )
+    assert connections.missing_settings(draft) is not None
+    code, _, err = run(capsys, "connection", "test-login-url", draft.id)
+    assert code == 1 and "no identity provider settings yet" in err
+    code, _, err = run(capsys, "connection", "activate", draft.id, "--without-test")
+    assert code == 1 and "no identity provider settings yet" in err
+    assert store.connections.get(draft.id).state == "draft"
+
+    box = SecretBox.load(settings.certs_dir)
+    oidc = oidc_connections.create_oidc_draft(
+        store, clock, audit.CLI, organization_id=org, preset="okta"
+    )
+    code, _, err = run(capsys, "connection", "test-login-url", oidc.id)
+    assert code == 1 and "no identity provider settings yet" in err
+    oidc_connections.set_oidc_settings(
+        store,
+        clock,
+        audit.CLI,
+        oidc.id,
+        oidc_connections.OidcConnectionInput(
+            organization_id="",
+            preset="generic",
+            issuer="https://acme.okta.example",
+            client_id="0oa-client",
+            client_secret="s3cret",
+        ),
+        seal=box.encrypt,
+    )
+    code, url, _ = run(capsys, "connection", "test-login-url", oidc.id, "--json")
+    assert code == 0 and url["url"].startswith(f"{settings.public_url}/oidc/{oidc.id}/start?flow=")
+    assert url["result_url"].endswith(f"/admin/connections/{oidc.id}/test?flow={url['flow_id']}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from broker.core import audit, login
+from broker.core import audit, connections, login
 from tests.fakes.oidc_idp import FakeOidcIdP
 from tests.upstream_oidc.helpers import (
     EXEC_REDIRECT,
@@ -207,18 +207,18 @@ async def test_test_login_on_a_draft_connection(broker, idp):
     flow_id = await services.run(
         login.create_test_login, broker.store, services.clock, tenant.connection_id, audit.CLI
     )
+    result_path = connections.test_result_path(tenant.connection_id, flow_id)
     browser = Browser(idp)
     try:
         start = f"{broker.url}/oidc/{tenant.connection_id}/start?flow={flow_id}"
-        hop = await browser.walk(start, stop_at=f"{broker.url}/oidc/{tenant.connection_id}/test")
-        assert "/test-result?flow=" in hop.url
-        async with browser.http.get(hop.url, headers={"Accept": "application/json"}) as resp:
-            assert resp.status == 200
-            result = await resp.json()
+        hop = await browser.walk(start, stop_at=f"{broker.url}/admin/connections/")
+        # The one result page: the setup UI's, for signed-in admins only.
+        assert hop.url == broker.url + result_path
         page = await browser.get(hop.url)
-        assert page.status == 200 and "Ada" in page.body
+        assert page.status == 302 and page.location == "/admin/login"
     finally:
         await browser.close()
+    result = login.test_login_result(broker.store, flow_id)
     assert result["status"] == "succeeded", result
     assert result["identity"]["idp_subject"] == "oid-123"  # Entra: the immutable oid
     assert result["identity"]["groups_overage"] is True
@@ -226,11 +226,25 @@ async def test_test_login_on_a_draft_connection(broker, idp):
     assert result["profile"]["email"] == "ada@example.com"
     assert broker.store.connections.get(tenant.connection_id).tested_at is not None
     assert _sessions(broker) == 0  # a test login never creates a session
-    other = Browser(idp)
+
+
+async def test_a_refused_test_login_ends_on_the_result_page(broker, idp):
+    tenant = make_oidc_tenant(broker, idp, state="draft", sso=False)
+    idp.misbehave["id_token_nonce"] = "not-the-nonce"
+    services = broker.services
+    flow_id = await services.run(
+        login.create_test_login, broker.store, services.clock, tenant.connection_id, audit.CLI
+    )
+    browser = Browser(idp)
     try:
-        assert (await other.get(hop.url)).status == 403
+        start = f"{broker.url}/oidc/{tenant.connection_id}/start?flow={flow_id}"
+        hop = await browser.walk(start, stop_at=f"{broker.url}/admin/connections/")
     finally:
-        await other.close()
+        await browser.close()
+    assert hop.url == broker.url + connections.test_result_path(tenant.connection_id, flow_id)
+    result = login.test_login_result(broker.store, flow_id)
+    assert result["status"] == "refused" and "nonce" in result["reason"], result
+    assert broker.store.connections.get(tenant.connection_id).tested_at is None
 
 
 async def test_an_inactive_connection_is_refused(broker, idp):
