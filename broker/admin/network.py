@@ -1,58 +1,16 @@
-"""The private-address allow-list (DESIGN §6): hosts whose names may resolve to private
-addresses when the broker fetches IdP metadata or OIDC discovery documents (on-premises
-AD FS, an internal Keycloak). Same store calls and audit actions as `exec-broker network
-allow-host|remove-host|hosts`; the `network.private_hosts_allowlist` setting adds to it
-and is shown read-only. Every change is a CSRF-checked POST (broker.admin.security).
+"""The network allow-list page: same core calls and audit actions as `exec-broker network
+allow-host|remove-host|hosts` (broker.core.network); the `network.private_hosts_allowlist`
+setting adds to it and is shown read-only. Every change is a CSRF-checked POST.
 """
 
 from __future__ import annotations
-
-import ipaddress
 
 from aiohttp import web
 
 from broker.admin.page import Notice, attempt, form_text, page
 from broker.admin.security import actor, services_of
-from broker.clock import Clock
-from broker.core import audit
-from broker.core.ports import Store
+from broker.core.network import allow_host, normalize_host, remove_host
 from broker.errors import InvalidInput
-
-
-def normalize_host(text: str) -> str:
-    """A host name or IP address, lower-case, without brackets or a trailing dot."""
-    host = text.strip().strip("[]").rstrip(".").lower()
-    if _is_ip(host):
-        return str(ipaddress.ip_address(host))
-    if not host or len(host) > 253 or any(c in host for c in "/@?#:") or not host.isprintable():
-        raise InvalidInput(f"{text.strip()[:80]!r} is not a host name or IP address")
-    if any(c.isspace() for c in host):
-        raise InvalidInput(f"{text.strip()[:80]!r} is not a host name or IP address")
-    return host
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def allow(store: Store, clock: Clock, who: audit.Actor, host: str, note: str | None) -> str:
-    now = clock.now()
-    with store.transaction():
-        store.network_hosts.add(host, now, who.name, note)
-        audit.record(store, who, "network.host_allowed", now, target=host)
-    return host
-
-
-def remove(store: Store, clock: Clock, who: audit.Actor, host: str) -> str:
-    now = clock.now()
-    with store.transaction():
-        store.network_hosts.remove(host)
-        audit.record(store, who, "network.host_removed", now, target=host)
-    return host
 
 
 async def show(request: web.Request, notices: list[Notice], status: int = 200) -> web.Response:
@@ -77,7 +35,8 @@ async def add(request: web.Request) -> web.StreamResponse:
         return await show(request, notices, 400)
     note = (await form_text(request, "note"))[:200] or None
     done = await attempt(
-        services.run(allow, services.store, services.clock, actor(request), host, note), notices
+        services.run(allow_host, services.store, services.clock, actor(request), host, note),
+        notices,
     )
     if done is not None:
         notices.append(Notice("ok", f"{host} may now resolve to private addresses."))
@@ -89,7 +48,7 @@ async def drop(request: web.Request) -> web.StreamResponse:
     notices: list[Notice] = []
     host = request.match_info["host"]
     done = await attempt(
-        services.run(remove, services.store, services.clock, actor(request), host), notices
+        services.run(remove_host, services.store, services.clock, actor(request), host), notices
     )
     if done is not None:
         notices.append(Notice("ok", f"{host} is off the allow-list."))

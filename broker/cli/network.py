@@ -8,8 +8,7 @@ import argparse
 from typing import Any
 
 from broker.cli.common import Command, clock, emit, load_settings, open_store
-from broker.core import audit
-from broker.errors import InvalidInput
+from broker.core import audit, network
 
 
 def register(sub: Any) -> None:
@@ -19,42 +18,27 @@ def register(sub: Any) -> None:
     p = net.add_parser("allow-host", help="allow a host to resolve to a private address")
     p.add_argument("host")
     p.add_argument("--note")
-    Command(p, allow_host)
+    Command(p, allow)
     p = net.add_parser("remove-host", help="take a host off the allow-list")
     p.add_argument("host")
-    Command(p, remove_host)
+    Command(p, remove)
     Command(net.add_parser("hosts", help="the allow-list (store and settings)"), hosts)
 
 
-def normalize_host(text: str) -> str:
-    host = text.strip().strip("[]").rstrip(".").lower()
-    if not host or any(c in host for c in "/@?#") or any(c.isspace() for c in host):
-        raise InvalidInput(f"{text!r} is not a host name or IP address")
-    return host
-
-
-def allow_host(args: argparse.Namespace) -> int:
-    host = normalize_host(args.host)
+def allow(args: argparse.Namespace) -> int:
     store = open_store(load_settings(args))
     try:
-        now = clock.now()
-        with store.transaction():
-            store.network_hosts.add(host, now, audit.CLI.name, args.note)
-            audit.record(store, audit.CLI, "network.host_allowed", now, target=host)
+        host = network.allow_host(store, clock, audit.CLI, args.host, args.note)
     finally:
         store.close()
     emit(args, {"host": host, "allowed": True}, f"{host} may now resolve to private addresses.")
     return 0
 
 
-def remove_host(args: argparse.Namespace) -> int:
-    host = normalize_host(args.host)
+def remove(args: argparse.Namespace) -> int:
     store = open_store(load_settings(args))
     try:
-        now = clock.now()
-        with store.transaction():
-            store.network_hosts.remove(host)
-            audit.record(store, audit.CLI, "network.host_removed", now, target=host)
+        host = network.remove_host(store, clock, audit.CLI, args.host)
     finally:
         store.close()
     emit(args, {"host": host, "allowed": False}, f"{host} is off the allow-list.")

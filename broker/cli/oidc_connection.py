@@ -1,4 +1,4 @@
-"""connection create-oidc · show-oidc · rotate-oidc-secret · oidc-test-login-url: the CLI
+"""connection create-oidc · show-oidc · rotate-oidc-secret: the CLI
 twins of the OIDC connection pages. Activation, listing and deactivation are the generic
 `connection` commands (broker.cli.connection).
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.cli.common import Command, clock, emit, load_settings, open_store
-from broker.core import audit, login, oidc_connections
+from broker.core import audit, oidc_connections
 from broker.crypto.secrets import SecretBox
 from broker.errors import InvalidInput
 from broker.settings import Settings
@@ -77,9 +77,6 @@ def register(sub: Any) -> None:
     p = actions.add_parser("rotate-oidc-secret", help="replace the client secret (from stdin)")
     p.add_argument("connection")
     Command(p, rotate_secret)
-    p = actions.add_parser("oidc-test-login-url", help="print a URL that starts a test login")
-    p.add_argument("connection")
-    Command(p, test_login_url)
 
 
 def _claims(pairs: list[str]) -> dict[str, str]:
@@ -182,26 +179,6 @@ def rotate_secret(args: argparse.Namespace) -> int:
     finally:
         store.close()
     emit(args, oidc_connections.describe(connection), "The client secret was replaced.")
-    return 0
-
-
-def test_login_url(args: argparse.Namespace) -> int:
-    settings = load_settings(args)
-    store = open_store(settings)
-    try:
-        connection = store.connections.get(args.connection)
-        if connection.type != "oidc":
-            raise InvalidInput(f"{connection.id} is a {connection.type} connection")
-        flow_id = login.create_test_login(store, clock, connection.id, audit.CLI)
-    finally:
-        store.close()
-    url = f"{settings.public_url}/oidc/{connection.id}/start?flow={flow_id}"
-    result = {
-        "url": url,
-        "flow_id": flow_id,
-        "result_url": f"{settings.public_url}/oidc/{connection.id}/test-result?flow={flow_id}",
-    }
-    emit(args, result, f"Open this URL in a browser within 10 minutes:\n  {url}")
     return 0
 
 

@@ -32,10 +32,6 @@ def start_path(connection_id: str, flow_id: str) -> str:
     return f"/saml/{connection_id}/start?flow={flow_id}"
 
 
-def test_result_path(connection_id: str, flow_id: str) -> str:
-    return f"/saml/{connection_id}/test-result?flow={flow_id}"
-
-
 def sp_summary(public_url: str, connection_id: str) -> dict[str, Any]:
     """What the admin pastes into the IdP."""
     return {

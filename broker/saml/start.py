@@ -20,20 +20,16 @@ from typing import Any
 from broker.core import login
 from broker.core.ports import SamlRequestRecord
 from broker.errors import LoginRefused
-from broker.ids import hash_token, new_token
 from broker.saml import endpoints, sp_keys
 from broker.saml.authn import AuthnPost, AuthnRedirect, build_authn_request
 from broker.saml.presets import get_preset
 from broker.web.services import Services
-
-TEST_COOKIE = "broker_saml_test"
 
 
 @dataclass(frozen=True)
 class StartStep:
     message: AuthnRedirect | AuthnPost
     flow_id: str
-    test_token: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,13 +83,9 @@ def prepare(services: Services, connection_id: str, flow_id: str) -> StartStep:
         "binding": binding,
         "signed": sign,
     }
-    test_token = None
-    if flow.kind == "test_login":
-        test_token = new_token(24)
-        upstream["test_token_hash"] = hash_token(test_token)
     with store.transaction():
         store.saml.add_request(
             SamlRequestRecord(request_id, connection_id, flow.id, now, flow.expires_at)
         )
         login.record_upstream_request(store, clock, flow.id, connection_id, upstream)
-    return StartStep(message, flow.id, test_token, upstream)
+    return StartStep(message, flow.id, upstream)

@@ -161,6 +161,6 @@ async def test_cli_create_oidc(
     sealed = store.connections.get(shown["id"]).config["client_secret_enc"]
     assert box.decrypt(sealed, secret_context(shown["id"])) == "new-secret"
     capsys.readouterr()
-    assert main(["connection", "oidc-test-login-url", shown["id"], "--json"]) == 0
+    assert main(["connection", "test-login-url", shown["id"], "--json"]) == 0
     url = json.loads(capsys.readouterr().out)["url"]
     assert f"/oidc/{shown['id']}/start?flow=flow_" in url
