@@ -96,6 +96,7 @@ def _register_saml_tools() -> None:
             from_url=idp_settings.from_url,
             manual=lambda entity, url, certs, now: idp_settings.manual(entity, url, certs, now),
             preset=presets.get_preset,
+            preset_defaults=presets.preset_defaults,
         )
     )
 

@@ -114,6 +114,7 @@ async def create(request: web.Request) -> web.StreamResponse:
                     type="saml",
                     preset=key,
                     name=name or None,
+                    options=tools().preset_defaults(key),
                 )
             ),
             notices,

@@ -14,7 +14,7 @@ from broker.core import audit
 from broker.core import connections as core
 from broker.errors import InvalidInput
 from broker.saml import endpoints, idp_settings
-from broker.saml.presets import get_preset
+from broker.saml.presets import preset_defaults
 from broker.settings import Settings
 from broker.storage.store import SQLiteStore
 
@@ -121,16 +121,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _preset_defaults(key: str) -> dict[str, Any]:
-    """The preset's declared defaults (binding, request signing, SHA-1), before the flags."""
-    preset = get_preset(key)
-    return {
-        "binding": preset.binding,
-        "sign_requests": preset.sign_requests,
-        "allow_sha1": preset.allow_sha1,
-    }
-
-
 def _idp_from_args(
     args: argparse.Namespace, settings: Settings, store: SQLiteStore
 ) -> dict[str, Any]:
@@ -228,7 +218,7 @@ def create(args: argparse.Namespace, settings: Settings, store: SQLiteStore) -> 
         preset=args.preset,
         name=args.name,
         idp=idp,
-        options={**_preset_defaults(args.preset), **_options(args)},
+        options={**preset_defaults(args.preset), **_options(args)},
         refresh_after=settings.get("saml.metadata_refresh_seconds"),
     )
     shown = describe(settings, store, connection.id)

@@ -50,6 +50,8 @@ class SamlTools:
     manual: Callable[[str, str, Sequence[str], float], dict[str, Any]]
     # preset key → its guidance
     preset: Callable[[str], PresetGuidance]
+    # preset key → the options a new connection starts with (binding, signing, SHA-1)
+    preset_defaults: Callable[[str], dict[str, Any]]
 
 
 _registered: list[SamlTools] = []

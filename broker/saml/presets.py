@@ -12,7 +12,7 @@ alias table (`GENERIC_ALIASES`), so a preset never maps less than `generic` does
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 # Claim URIs shared by Entra ID and AD FS (WS-Federation / WIF claim types).
 CLAIM_EMAIL = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
@@ -577,3 +577,13 @@ PRESETS: dict[str, Preset] = {
 def get_preset(key: str) -> Preset:
     """The preset for `key`; unknown keys raise KeyError (a stored connection is checked)."""
     return PRESETS[key]
+
+
+def preset_defaults(key: str) -> dict[str, Any]:
+    """The connection options a new connection of this preset starts with."""
+    preset = get_preset(key)
+    return {
+        "binding": preset.binding,
+        "sign_requests": preset.sign_requests,
+        "allow_sha1": preset.allow_sha1,
+    }
