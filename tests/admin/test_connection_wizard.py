@@ -223,3 +223,14 @@ async def test_verify_now_keeps_store_calls_off_the_event_loop(
         store.domains = real  # type: ignore[misc]
     assert "No TXT record" in admin.last or "did not answer" in admin.last
     assert threads and loop_thread not in threads
+
+
+async def test_wizard_drafts_start_with_their_presets_defaults(
+    broker: RunningBroker, admin: AdminClient
+) -> None:
+    # JumpCloud lists only an HTTP-POST SSO endpoint in its metadata (IDP-NOTES.md).
+    org_id = await _org(admin)
+    jumpcloud = broker.store.connections.get(await _draft(admin, org_id, "saml", "jumpcloud"))
+    okta = broker.store.connections.get(await _draft(admin, org_id, "saml", "okta"))
+    assert jumpcloud.config["binding"] == "post"
+    assert okta.config["binding"] == "redirect"
