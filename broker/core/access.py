@@ -10,7 +10,7 @@ the logout tokens after commit (an outbox, as for events).
 from __future__ import annotations
 
 from broker.clock import Clock
-from broker.core import audit
+from broker.core import audit, grants
 from broker.core.ports import Store
 
 
@@ -32,7 +32,7 @@ def end_session(store: Store, clock: Clock, session_id: str, *, reason: str,
         if not store.sessions.end(session_id, now, reason):
             return False
         session = store.sessions.get(session_id)
-        revoked = store.grants.revoke_session(session_id, now, reason)
+        revoked = grants.revoke_session_tokens(store, now, session_id, reason)
         queued = _queue_logouts(store, now, session_id, reason)
         audit.record(store, actor, "session.ended", now, organization_id=session.organization_id,
                      target=session_id, reason=reason, tokens_revoked=revoked,
@@ -54,11 +54,13 @@ def revoke_user(store: Store, clock: Clock, *, organization_id: str, email: str 
         touched: set[str] = set()
         for session in sessions:
             store.sessions.end(session.id, now, reason)
-            store.grants.revoke_session(session.id, now, reason)
+            grants.revoke_session_tokens(store, now, session.id, reason)
             _queue_logouts(store, now, session.id, reason)
             touched.add(session.id)
         for client_id, session_id, subject in store.grants.revoke_user(
                 organization_id, email, directory_user_id, now, reason):
+            if session_id not in touched:  # a session that expired on its own
+                grants.revoke_session_tokens(store, now, session_id, reason)
             client = store.clients.get(client_id)
             if client.backchannel_logout_uri:
                 store.logout_outbox.enqueue(client_id, session_id, subject, reason, now)

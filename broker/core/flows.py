@@ -18,8 +18,12 @@ from broker.errors import LoginRefused, NotFound
 
 @dataclass(frozen=True)
 class LoginConfig:
-    """Process-wide settings of the login core, set once at start-up by the OIDC edge
-    (broker.oidc.routes.setup) from the `oidc.*` settings and the public URL."""
+    """Settings of the login core: the issuer (public URL) and the `oidc.*` lifetimes.
+
+    Callers pass one explicitly (`config=`; the edges build it once per app from the
+    settings, broker.web.services.Services.login_config). A call without one falls back
+    to the process-wide value that `configure` sets at start-up: that fallback keeps
+    older callers working and goes away once every caller passes its own."""
 
     issuer: str = "http://127.0.0.1:8080"
     code_ttl: int = 60
@@ -38,6 +42,11 @@ def configure(config: LoginConfig) -> None:
 
 def config() -> LoginConfig:
     return _config
+
+
+def resolve(config: LoginConfig | None) -> LoginConfig:
+    """The explicit config when given, else the process-wide fallback."""
+    return config if config is not None else _config
 
 
 @dataclass(frozen=True)
@@ -77,12 +86,12 @@ class AuthorizeRequest:
 def create(store: Store, now: float, *, kind: str, status: str, client_id: str | None = None,
            organization_id: str | None = None, connection_id: str | None = None,
            request: dict[str, Any] | None = None, ttl: float | None = None,
-           flow_id: str) -> Flow:
+           flow_id: str, config: LoginConfig | None = None) -> Flow:
     flow = Flow(id=flow_id, kind=kind, status=status,  # type: ignore[arg-type]
                 client_id=client_id, organization_id=organization_id,
                 connection_id=connection_id, request=request or {}, upstream={}, result=None,
                 error=None, created_at=now, updated_at=now,
-                expires_at=now + (config().flow_ttl if ttl is None else ttl))
+                expires_at=now + (resolve(config).flow_ttl if ttl is None else ttl))
     store.flows.create(flow)
     return flow
 

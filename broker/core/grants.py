@@ -9,14 +9,22 @@
 - A refresh token is rotated on every use; presenting a rotated one again revokes its
   whole family (the thief and the victim both lose it, and the victim signs in again).
 
+- Access tokens are self-contained RFC 9068 JWTs: issuing one writes nothing (the
+  exchange's one transaction holds only the code and refresh token). Revocation writes
+  a row instead: for one token (its `jti`), for a grant (code replay, refresh reuse,
+  RFC 7009) or for a session (logout, deprovisioning), and `access_claims` refuses a
+  token that any of the three names, or whose session has ended.
+
 Token minting (JWT signing) is the OIDC edge's job; this module only decides and records.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 from broker.clock import Clock
 from broker.core import audit
-from broker.core.flows import AuthorizeRequest, config
+from broker.core.flows import AuthorizeRequest, LoginConfig, resolve
 from broker.core.ports import (
     AccessTokenRecord,
     AuthCode,
@@ -24,11 +32,17 @@ from broker.core.ports import (
     RefreshTokenRecord,
     Store,
 )
+from broker.errors import AlreadyExists, NotFound
 from broker.ids import hash_token, new_id, new_token
+
+# Revocation rows of a grant or a session must outlive every access token issued before
+# them: the longest access-token lifetime the settings allow (oidc.access_token_ttl_seconds).
+MAX_ACCESS_TTL = 86400
+_GRANT, _SESSION = "grant:", "session:"  # never clash with a jti (32 hex digits)
 
 
 def issue_code(store: Store, now: float, *, request: AuthorizeRequest, session: BrokerSession,
-               flow_id: str | None) -> str:
+               flow_id: str | None, config: LoginConfig | None = None) -> str:
     """Mint a one-time code for this request and session; return it (shown once)."""
     code = new_token(32)
     store.grants.create_code(hash_token(code), AuthCode(
@@ -37,7 +51,8 @@ def issue_code(store: Store, now: float, *, request: AuthorizeRequest, session: 
         code_challenge=request.code_challenge or "",
         code_challenge_method=request.code_challenge_method or "",
         nonce=request.nonce, scope=request.scope, claims=dict(session.claims),
-        auth_time=session.auth_time, created_at=now, expires_at=now + config().code_ttl))
+        auth_time=session.auth_time, created_at=now,
+        expires_at=now + resolve(config).code_ttl))
     store.sessions.add_client(session.id, request.client_id, session.claims["sub"], now)
     return code
 
@@ -57,7 +72,7 @@ def peek_code(store: Store, clock: Clock, client_id: str, code: str,
         return None
     if known.consumed_at is not None:
         with store.transaction():
-            revoked = store.grants.revoke_grant(known.grant_id, now, "code_replayed")
+            revoked = revoke_grant(store, now, known.grant_id, "code_replayed")
             audit.record(store, actor, "oauth.code_replayed", now, target=client_id,
                          grant_id=known.grant_id, tokens_revoked=revoked)
         return None
@@ -74,7 +89,7 @@ def peek_refresh(store: Store, clock: Clock, client_id: str, token: str,
         return None
     if known.rotated_at is not None:
         with store.transaction():
-            revoked = store.grants.revoke_grant(known.family_id, now, "refresh_reused")
+            revoked = revoke_grant(store, now, known.family_id, "refresh_reused")
             audit.record(store, actor, "oauth.refresh_reused", now,
                          organization_id=known.organization_id or None, target=client_id,
                          family_id=known.family_id, tokens_revoked=revoked)
@@ -84,11 +99,12 @@ def peek_refresh(store: Store, clock: Clock, client_id: str, token: str,
 
 def record_issued(store: Store, now: float, *, grant_id: str, client_id: str,
                   session_id: str, claims: dict[str, object], scope: str, auth_time: float,
-                  refresh_token: str | None, access_jti: str, access_expires_at: float,
-                  code: str | None = None, spent_refresh: str | None = None) -> None:
+                  refresh_token: str | None, code: str | None = None,
+                  spent_refresh: str | None = None, config: LoginConfig | None = None) -> None:
     """In ONE write transaction: consume the code (or rotate the presented refresh
-    token) atomically and remember the new tokens (hashes only). Raises AlreadyUsed when
-    another request won the race, and then nothing is recorded."""
+    token) atomically and remember the new refresh token (its hash). Raises AlreadyUsed
+    when another request won the race, and then nothing is recorded. The access token
+    needs no row (module docstring)."""
     with store.transaction():
         if code is not None and store.grants.consume_code(hash_token(code), client_id,
                                                           now) is None:
@@ -96,9 +112,6 @@ def record_issued(store: Store, now: float, *, grant_id: str, client_id: str,
         if spent_refresh is not None and store.grants.rotate_refresh(
                 hash_token(spent_refresh), client_id, now) is None:
             raise AlreadyUsed("refresh token already used")
-        store.grants.create_access(AccessTokenRecord(
-            jti=access_jti, grant_id=grant_id, client_id=client_id, session_id=session_id,
-            claims=dict(claims), created_at=now, expires_at=access_expires_at))
         if refresh_token is not None:
             store.grants.create_refresh(hash_token(refresh_token), RefreshTokenRecord(
                 family_id=grant_id, client_id=client_id, session_id=session_id,
@@ -106,7 +119,7 @@ def record_issued(store: Store, now: float, *, grant_id: str, client_id: str,
                 email=_str_or_none(claims.get("email")),
                 directory_user_id=_str_or_none(claims.get("directory_user_id")),
                 scope=scope, claims=dict(claims), auth_time=auth_time, created_at=now,
-                expires_at=now + config().refresh_ttl))
+                expires_at=now + resolve(config).refresh_ttl))
 
 
 def find_refresh(store: Store, client_id: str, token: str) -> RefreshTokenRecord | None:
@@ -117,7 +130,72 @@ def find_refresh(store: Store, client_id: str, token: str) -> RefreshTokenRecord
 def revoke_refresh(store: Store, clock: Clock, record: RefreshTokenRecord) -> int:
     """RFC 7009 §2.1: revoking a refresh token also revokes its access tokens."""
     with store.transaction():
-        return store.grants.revoke_grant(record.family_id, clock.now(), "revoked_by_client")
+        return revoke_grant(store, clock.now(), record.family_id, "revoked_by_client")
+
+
+# -- revocation of access tokens -----------------------------------------------------
+
+
+def revoke_grant(store: Store, now: float, grant_id: str, reason: str) -> int:
+    """Every refresh and access token of a grant (call inside a transaction)."""
+    revoked = store.grants.revoke_grant(grant_id, now, reason)
+    _deny(store, now, _GRANT + grant_id, grant_id=grant_id, expires_at=now + MAX_ACCESS_TTL)
+    return revoked
+
+
+def revoke_session_tokens(store: Store, now: float, session_id: str, reason: str) -> int:
+    """Every refresh and access token issued in a session (call inside a transaction)."""
+    revoked = store.grants.revoke_session(session_id, now, reason)
+    _deny(store, now, _SESSION + session_id, session_id=session_id,
+          expires_at=now + MAX_ACCESS_TTL)
+    return revoked
+
+
+def revoke_access(store: Store, clock: Clock, *, jti: str, client_id: str,
+                  session_id: str | None, grant_id: str | None, expires_at: float) -> None:
+    """RFC 7009: one access token (already verified as ours) is revoked by its jti."""
+    now = clock.now()
+    with store.transaction():
+        if not store.grants.revoke_access(jti, now):  # a row from before self-contained tokens
+            _deny(store, now, jti, client_id=client_id, session_id=session_id or "",
+                  grant_id=grant_id or "", expires_at=expires_at)
+
+
+def token_revoked(store: Store, jti: str) -> bool:
+    """Whether this one access token was revoked (RFC 7009) by its jti: for tokens that
+    name no session, such as the client credentials grant's API tokens."""
+    record = store.grants.find_access(jti) if jti else None
+    return record is not None and record.revoked_at is not None
+
+
+def access_claims(store: Store, claims: dict[str, object],
+                  now: float) -> dict[str, object] | None:
+    """The user claims behind an access token whose signature, issuer, audience and
+    expiry the edge verified (for userinfo), or None when it was revoked: its jti, its
+    grant or its session, or the session has ended."""
+    jti, sid, grant_id = (str(claims.get(k) or "") for k in ("jti", "sid", "grant_id"))
+    if not jti or not sid:
+        return None
+    keys = [jti, _SESSION + sid] + ([_GRANT + grant_id] if grant_id else [])
+    for key in keys:
+        record = store.grants.find_access(key)
+        if record is not None and record.revoked_at is not None:
+            return None
+    try:
+        session = store.sessions.get(sid)
+    except NotFound:
+        return None
+    if session.ended_at is not None:
+        return None
+    return dict(session.claims)
+
+
+def _deny(store: Store, now: float, key: str, *, expires_at: float, client_id: str = "",
+          session_id: str = "", grant_id: str = "") -> None:
+    with contextlib.suppress(AlreadyExists):  # already revoked
+        store.grants.create_access(AccessTokenRecord(
+            jti=key, grant_id=grant_id, client_id=client_id, session_id=session_id,
+            claims={}, created_at=now, expires_at=expires_at, revoked_at=now))
 
 
 def _str_or_none(value: object) -> str | None:

@@ -14,8 +14,10 @@ The contract for upstream edges
 - `record_upstream_request(store, clock, flow_id, connection_id, data) -> None`: keep the
   edge's request state (SAML AuthnRequest ID; OIDC state, nonce, PKCE verifier) on the
   flow row's `upstream` JSON, merged into what is there.
-- `complete_upstream(store, clock, *, connection_id, flow_id, identity, actor)
-  -> LoginOutcome`: `flow_id=None` means IdP-initiated (unsolicited). Applies policy:
+- `complete_upstream(store, clock, *, connection_id, flow_id, identity, actor,
+  config=None) -> LoginOutcome`: `flow_id=None` means IdP-initiated (unsolicited).
+  `config` is the app's LoginConfig (`services.login_config`); without it the
+  process-wide fallback of broker.core.flows is used (see LoginConfig). Applies policy:
   connection active (a test-login flow may use a draft connection), the email's domain
   VERIFIED for the connection's organization (DESIGN §6), SSO enabled (not for test
   logins), the directory user present and active when Directory Sync is on. Refusals
@@ -40,7 +42,7 @@ from urllib.parse import urlencode
 from broker.clock import Clock
 from broker.core import audit, events, flows, grants
 from broker.core.discovery import email_domain, resolve_connection
-from broker.core.flows import AuthorizeRequest, LoginConfig, config, configure
+from broker.core.flows import AuthorizeRequest, LoginConfig, config, configure, resolve
 from broker.core.models import Client, Connection, DirectoryUser, Organization, UpstreamIdentity
 from broker.core.ports import BrokerSession, Flow, Store
 from broker.core.profiles import build_claims, check_domain, identity_summary, normalized_email
@@ -49,7 +51,8 @@ from broker.ids import hash_token, new_id, new_token
 
 __all__ = [
     "TEST_LOGIN_RESULT_PATH", "Answer", "AuthorizeRequest", "LoginConfig", "LoginOutcome",
-    "NextStep", "begin_authorize", "complete_upstream", "configure", "create_test_login",
+    "NextStep", "begin_authorize", "complete_upstream", "config", "configure",
+    "create_test_login",
     "load_flow_for_upstream", "record_upstream_request", "resume", "start_upstream",
     "submit_email", "test_login_result",
 ]
@@ -100,14 +103,15 @@ class Answer:
 
 
 def begin_authorize(store: Store, clock: Clock, request: AuthorizeRequest,
-                    session_token: str | None, actor: audit.Actor) -> Answer | NextStep:
+                    session_token: str | None, actor: audit.Actor,
+                    config: LoginConfig | None = None) -> Answer | NextStep:
     """Store the request as a flow; answer it from the broker session when that is allowed
     (OIDC Core §3.1.2.3), else send the browser to the IdP or the email page.
     `prompt=none` without a usable session raises LoginRefused('login_required')."""
-    now = clock.now()
+    now, cfg = clock.now(), resolve(config)
     flow = flows.create(store, now, kind="authorize", status="pending",
                         client_id=request.client_id, request=request.to_dict(),
-                        flow_id=new_id("flow"))
+                        flow_id=new_id("flow"), config=cfg)
     session = _session(store, session_token, now)
     if session is not None and _session_usable(store, now, session, request):
         client = store.clients.get(request.client_id)
@@ -116,7 +120,7 @@ def begin_authorize(store: Store, clock: Clock, request: AuthorizeRequest,
                                           organization_id=session.organization_id,
                                           connection_id=session.connection_id):
                 raise LoginRefused("flow_unknown", "This sign-in was already completed.")
-            return _answer(store, now, flow.id, request, session, client)
+            return _answer(store, now, flow.id, request, session, client, cfg)
     if "none" in request.prompt:
         with store.transaction():
             store.flows.update(flow.id, status="refused", error="login_required",
@@ -152,7 +156,8 @@ def submit_email(store: Store, clock: Clock, flow_id: str, email: str) -> str:
     return start_upstream(store, clock, flow_id, connection)
 
 
-def resume(store: Store, clock: Clock, flow_id: str, session_token: str | None) -> Answer:
+def resume(store: Store, clock: Clock, flow_id: str, session_token: str | None,
+           config: LoginConfig | None = None) -> Answer:
     """Answer a flow whose upstream login finished (form_post responses): only the browser
     that holds the session the login created may take the answer, and only once."""
     now = clock.now()
@@ -167,7 +172,7 @@ def resume(store: Store, clock: Clock, flow_id: str, session_token: str | None) 
     with store.transaction():
         if not store.flows.transition(flow_id, "authenticated", "answered", now):
             raise LoginRefused("flow_unknown", "This sign-in was already completed.")
-        return _answer(store, now, flow_id, request, session, client)
+        return _answer(store, now, flow_id, request, session, client, resolve(config))
 
 
 # -- the upstream hand-off ---------------------------------------------------------
@@ -200,8 +205,9 @@ def record_upstream_request(store: Store, clock: Clock, flow_id: str, connection
 
 
 def complete_upstream(store: Store, clock: Clock, *, connection_id: str, flow_id: str | None,
-                      identity: UpstreamIdentity, actor: audit.Actor) -> LoginOutcome:
-    now = clock.now()
+                      identity: UpstreamIdentity, actor: audit.Actor,
+                      config: LoginConfig | None = None) -> LoginOutcome:
+    now, cfg = clock.now(), resolve(config)
     flow = load_flow_for_upstream(store, clock, flow_id, connection_id) if flow_id else None
     connection = store.connections.get(connection_id)
     org = store.organizations.get(connection.organization_id)
@@ -218,23 +224,23 @@ def complete_upstream(store: Store, clock: Clock, *, connection_id: str, flow_id
                              connection_id=connection_id)
         raise
     with store.transaction():
-        session, token = _create_session(store, now, connection, claims, user, identity)
+        session, token = _create_session(store, now, connection, claims, user, identity, cfg)
         _record_success(store, now, actor, session, connection, flow)
         if flow is None:
-            url = _initiate_login_url(client, claims["email"], now, store, org, connection)
+            url = _initiate_login_url(client, claims["email"], now, store, org, connection, cfg)
             return LoginOutcome(url, token, session.id, session.expires_at, None)
         request = AuthorizeRequest.from_dict(flow.request)
         if request.response_mode == "query" and request.response_type == "code":
             if not store.flows.transition(flow.id, "upstream", "answered", now):
                 raise LoginRefused("flow_unknown", "This sign-in was already completed.")
-            answer = _answer(store, now, flow.id, request, session, client)
+            answer = _answer(store, now, flow.id, request, session, client, cfg)
             url = redirect_with(answer.redirect_uri, code=answer.code, state=answer.state,
-                                iss=config().issuer)
+                                iss=cfg.issuer)
         else:  # form_post (and ID tokens, which the OIDC edge signs): answered by `resume`
             if not store.flows.transition(flow.id, "upstream", "authenticated", now,
                                           result={"session_id": session.id}):
                 raise LoginRefused("flow_unknown", "This sign-in was already completed.")
-            url = config().issuer + RESUME_PATH.format(flow_id=flow.id)
+            url = cfg.issuer + RESUME_PATH.format(flow_id=flow.id)
     return LoginOutcome(url, token, session.id, session.expires_at, flow.id)
 
 
@@ -242,13 +248,14 @@ def complete_upstream(store: Store, clock: Clock, *, connection_id: str, flow_id
 
 
 def create_test_login(store: Store, clock: Clock, connection_id: str,
-                      actor: audit.Actor) -> str:
+                      actor: audit.Actor, config: LoginConfig | None = None) -> str:
     now = clock.now()
     connection = store.connections.get(connection_id)
     with store.transaction():
         flow = flows.create(store, now, kind="test_login", status="upstream",
                             organization_id=connection.organization_id,
-                            connection_id=connection.id, flow_id=new_id("flow"))
+                            connection_id=connection.id, flow_id=new_id("flow"),
+                            config=config)
         audit.record(store, actor, "connection.test_started", now,
                      organization_id=connection.organization_id, target=connection.id,
                      flow_id=flow.id)
@@ -391,15 +398,15 @@ def _verified_for(store: Store, org_id: str, domain: str) -> bool:
 
 
 def _create_session(store: Store, now: float, connection: Connection, claims: dict[str, Any],
-                    user: DirectoryUser | None,
-                    identity: UpstreamIdentity) -> tuple[BrokerSession, str]:
+                    user: DirectoryUser | None, identity: UpstreamIdentity,
+                    cfg: LoginConfig) -> tuple[BrokerSession, str]:
     token = new_token(32)
     auth_time = identity.authn_instant if identity.authn_instant else now
     session = BrokerSession(
         id=new_id("ses"), organization_id=connection.organization_id,
         connection_id=connection.id, subject=claims["sub"], email=claims.get("email"),
         directory_user_id=user.id if user else None, claims=claims,
-        auth_time=min(auth_time, now), created_at=now, expires_at=now + config().session_ttl)
+        auth_time=min(auth_time, now), created_at=now, expires_at=now + cfg.session_ttl)
     store.sessions.create(session, hash_token(token))
     return session, token
 
@@ -417,7 +424,7 @@ def _record_success(store: Store, now: float, actor: audit.Actor, session: Broke
 
 
 def _answer(store: Store, now: float, flow_id: str, request: AuthorizeRequest,
-            session: BrokerSession, client: Client) -> Answer:
+            session: BrokerSession, client: Client, cfg: LoginConfig) -> Answer:
     """Call inside a transaction, after the flow moved to 'answered'."""
     def reply(**extra: Any) -> Answer:
         return Answer(flow_id=flow_id, client_id=client.id, redirect_uri=request.redirect_uri,
@@ -430,17 +437,17 @@ def _answer(store: Store, now: float, flow_id: str, request: AuthorizeRequest,
                       nonce=request.nonce)
         return reply(id_token_claims=claims)
     return reply(code=grants.issue_code(store, now, request=request, session=session,
-                                        flow_id=flow_id))
+                                        flow_id=flow_id, config=cfg))
 
 
 def _initiate_login_url(client: Client, email: str, now: float, store: Store,
-                        org: Organization, connection: Connection) -> str:
+                        org: Organization, connection: Connection, cfg: LoginConfig) -> str:
     """OIDC Core §4: the client starts its own authorize request (with its own state and
     nonce), which the session answers. No code ever leaves without the client's state."""
     flows.create(store, now, kind="idp_initiated", status="answered", client_id=client.id,
                  organization_id=org.id, connection_id=connection.id, ttl=0,
                  request={"login_hint": email}, flow_id=new_id("flow"))
-    return redirect_with(str(client.initiate_login_uri), iss=config().issuer, login_hint=email)
+    return redirect_with(str(client.initiate_login_uri), iss=cfg.issuer, login_hint=email)
 
 
 def redirect_with(uri: str, **params: str | None) -> str:

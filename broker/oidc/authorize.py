@@ -67,7 +67,7 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     try:
         step = await services.run(login.begin_authorize, services.store, services.clock, authz,
                                   read_session_cookie(request, services.settings),
-                                  actor(request))
+                                  actor(request), services.login_config)
     except LoginRefused as exc:
         if exc.reason == "login_required":
             return _error(request, services, redirect_uri, authz.response_mode,
@@ -128,7 +128,8 @@ async def resume(request: web.Request) -> web.Response:
     try:
         step = await services.run(login.resume, services.store, services.clock,
                                   request.query.get("flow", ""),
-                                  read_session_cookie(request, services.settings))
+                                  read_session_cookie(request, services.settings),
+                                  services.login_config)
     except LoginRefused as exc:
         return error_page(request, exc.public)
     return await answer(request, services, step)

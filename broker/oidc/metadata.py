@@ -26,10 +26,11 @@ def metadata(issuer: str) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/oauth2/jwks",
         "revocation_endpoint": f"{issuer}/oauth2/revoke",
         "end_session_endpoint": f"{issuer}/oauth2/logout",
-        "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        # `api`: client credentials (RFC 6749 §4.4) for the Exec API, not for sign-in.
+        "scopes_supported": ["openid", "email", "profile", "offline_access", "api"],
         "response_types_supported": ["code", "id_token"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": [

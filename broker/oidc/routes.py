@@ -1,15 +1,16 @@
 """Routes of the OpenID Connect provider edge (toward Exec).
 
-`setup(app)` configures the login core's lifetimes and issuer from the settings and
-mounts discovery, JWKS, authorize (+ email page, resume), token, revocation, userinfo
-and end-session endpoints.
+`setup(app)` mounts discovery, JWKS, authorize (+ email page, resume), token,
+revocation, userinfo and end-session endpoints. This edge passes the app's LoginConfig
+(`services.login_config`) to every core call; `configure` still sets the process-wide
+fallback for callers that do not pass one yet.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from broker.core.flows import LoginConfig, configure
+from broker.core.flows import configure
 from broker.oidc import authorize, logout, metadata, token, userinfo
 from broker.oidc.server import ProviderServer
 from broker.web.services import SERVICES
@@ -17,13 +18,7 @@ from broker.web.services import SERVICES
 
 def setup(app: web.Application) -> None:
     services = app[SERVICES]
-    settings = services.settings
-    configure(LoginConfig(
-        issuer=services.issuer,
-        code_ttl=int(settings.get("oidc.code_ttl_seconds")),
-        session_ttl=int(settings.get("oidc.session_ttl_seconds")),
-        flow_ttl=int(settings.get("oidc.flow_ttl_seconds")),
-        refresh_ttl=int(settings.get("oidc.refresh_token_ttl_seconds"))))
+    configure(services.login_config)
     app[token.SERVER] = ProviderServer(services)
     router = app.router
     router.add_get("/.well-known/openid-configuration", metadata.openid_configuration)

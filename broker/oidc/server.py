@@ -1,6 +1,6 @@
 """Authlib's authorization server, wired to the core: token endpoint grants, client
-authentication and revocation (RFC 6749 §3.2.1, §4.1.3, §5, §6; RFC 7636 §4.6;
-RFC 7523 §2.2 / OIDC Core §9 private_key_jwt; RFC 7009).
+authentication and revocation (RFC 6749 §3.2.1, §4.1.3, §4.4, §5, §6; RFC 7636 §4.6;
+RFC 7523 §2.2 / OIDC Core §9 private_key_jwt; RFC 7009; RFC 9068 access tokens).
 
 Authlib does the protocol work (client authentication, PKCE verification, grant
 validation, RFC error bodies); our subclasses only answer its questions from the core
@@ -13,16 +13,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, InvalidGrantError
-from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    InvalidGrantError,
+    InvalidScopeError,
+)
+from authlib.oauth2.rfc6749.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    RefreshTokenGrant,
+)
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from joserfc.jwk import KeySet
 
-from broker.core import audit, grants
+from broker.core import api_access, audit, grants
 from broker.core.models import Client
-from broker.core.ports import AccessTokenRecord, AuthCode, RefreshTokenRecord
+from broker.core.ports import AuthCode, RefreshTokenRecord
 from broker.errors import NotFound
 from broker.ids import hash_token, new_token, tokens_equal
 from broker.oidc import tokens
@@ -62,6 +71,10 @@ class ClientModel(ClientMixin):  # type: ignore[misc]
                                            and self.client.front_channel_only)
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients only
+            return self.client.secret_hash is not None or (
+                self.client.token_endpoint_auth_method == PrivateKeyJWT.CLIENT_AUTH_METHOD
+                and bool(self.client.jwks))
         return grant_type in ("authorization_code", "refresh_token")
 
 
@@ -85,8 +98,6 @@ class Issued:
     scope: str
     auth_time: float
     refresh_token: str | None
-    access_jti: str
-    access_expires_at: float
 
 
 class CodeRecord:
@@ -114,11 +125,13 @@ class RefreshRecord:
 
 
 class AccessRecord:
-    def __init__(self, record: AccessTokenRecord) -> None:
-        self.record = record
+    """A verified access token of ours, by its claims (no row is kept for it)."""
+
+    def __init__(self, claims: dict[str, Any]) -> None:
+        self.claims = claims
 
     def check_client(self, client: ClientModel) -> bool:
-        return self.record.client_id == client.get_client_id()
+        return self.claims.get("client_id") == client.get_client_id()
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]
@@ -180,6 +193,37 @@ class RefreshGrant(_Minting, RefreshTokenGrant):  # type: ignore[misc]
         """Nothing to do: save_token rotated it atomically with recording the new tokens."""
 
 
+class ApiClientGrant(ClientCredentialsGrant):  # type: ignore[misc]
+    """Client credentials (RFC 6749 §4.4) for Exec's server-to-server API calls: scope
+    `api` only, an RFC 9068 access token for the API audience, no refresh or ID token,
+    nothing stored (the token is self-contained and short-lived)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    server: ProviderServer
+
+    def validate_requested_scope(self) -> None:
+        scope = self.request.payload.scope or ""
+        if set(scope.split()) != {api_access.API_SCOPE}:
+            raise InvalidScopeError(f"scope must be {api_access.API_SCOPE!r} for this grant")
+
+    def generate_token(self, user: Any = None, scope: str | None = None,
+                       grant_type: str | None = None, expires_in: int | None = None,
+                       include_refresh_token: bool = False) -> dict[str, Any]:
+        server = self.server
+        client: Client = self.request.client.client
+        ttl = int(server.services.settings.get("oidc.access_token_ttl_seconds"))
+        token = tokens.api_access_token(
+            server.services.keyring, issuer=server.issuer,
+            audience=api_access.audience(server.issuer), client_id=client.id,
+            alg=client.id_token_signed_response_alg, scope=api_access.API_SCOPE, ttl=ttl,
+            now=server.clock.now())
+        return {"token_type": "Bearer", "access_token": token, "expires_in": ttl,
+                "scope": api_access.API_SCOPE}
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        """Nothing to record: see the class docstring."""
+
+
 class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     """private_key_jwt (OIDC Core §9): a JWT signed with a key from the client's JWKS,
     audience our issuer or token endpoint, used once."""
@@ -216,16 +260,18 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
             return RefreshRecord(record)
         claims = tokens.verify(server.services.keyring, token_string, issuer=server.issuer,
                                typ="at+jwt", check_exp=False)
-        access = server.store.grants.find_access(str(claims["jti"])) if claims else None
-        return AccessRecord(access) if access is not None else None
+        return AccessRecord(claims) if claims and claims.get("jti") else None
 
     def revoke_token(self, token: Any, request: Any) -> None:
         server: ProviderServer = self.server
         if isinstance(token, RefreshRecord):
             grants.revoke_refresh(server.store, server.clock, token.record)
         elif isinstance(token, AccessRecord):
-            with server.store.transaction():
-                server.store.grants.revoke_access(token.record.jti, server.clock.now())
+            c = token.claims
+            grants.revoke_access(
+                server.store, server.clock, jti=str(c["jti"]), client_id=str(c["client_id"]),
+                session_id=c.get("sid"), grant_id=c.get("grant_id"),
+                expires_at=float(c.get("exp") or server.clock.now() + grants.MAX_ACCESS_TTL))
 
 
 class ProviderServer(AuthorizationServer):  # type: ignore[misc]
@@ -237,6 +283,7 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         self.register_client_auth_method("private_key_jwt", PrivateKeyJWT(self))
         self.register_grant(CodeGrant, [S256Only(required=True)])
         self.register_grant(RefreshGrant)
+        self.register_grant(ApiClientGrant)
         self.register_endpoint(Revocation)
 
     @property
@@ -264,17 +311,18 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         alg = client.id_token_signed_response_alg
         at_ttl = int(settings.get("oidc.access_token_ttl_seconds"))
         now = self.clock.now()
-        access, jti, exp = tokens.access_token(
+        access, _jti, _exp = tokens.access_token(
             self.services.keyring, issuer=self.issuer, client_id=client.id, alg=alg,  # type: ignore[arg-type]
             subject=user.claims["sub"], scope=user.scope, ttl=at_ttl, auth_time=user.auth_time,
-            sid=user.session_id, org_id=user.claims.get("org_id"), now=now)
+            sid=user.session_id, org_id=user.claims.get("org_id"), grant_id=user.grant_id,
+            now=now)
         id_token = tokens.id_token(
             self.services.keyring, issuer=self.issuer, client_id=client.id, alg=alg,
             user_claims=user.claims, ttl=int(settings.get("oidc.id_token_ttl_seconds")),
             nonce=user.nonce, auth_time=user.auth_time, sid=user.session_id, now=now)
         refresh = new_token(32) if include_refresh_token else None
         request.issued = Issued(user.grant_id, user.session_id, user.claims, user.scope,
-                                user.auth_time, refresh, jti, exp)
+                                user.auth_time, refresh)
         token: dict[str, Any] = {"token_type": "Bearer", "access_token": access,
                                  "expires_in": at_ttl, "id_token": id_token, "scope": user.scope}
         if refresh:
@@ -289,11 +337,16 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
                 self.store, self.clock.now(), grant_id=issued.grant_id,
                 client_id=request.client.get_client_id(), session_id=issued.session_id,
                 claims=issued.claims, scope=issued.scope, auth_time=issued.auth_time,
-                refresh_token=issued.refresh_token, access_jti=issued.access_jti,
-                access_expires_at=issued.access_expires_at,
+                refresh_token=issued.refresh_token, config=self.services.login_config,
                 code=presented if kind == "code" else None,
                 spent_refresh=presented if kind == "refresh" else None)
         except grants.AlreadyUsed as exc:
+            # Another request redeemed it between our read and our write: a replay as
+            # much as a later one, so the same revocation applies (RFC 6749 §4.1.2).
+            # Peeking again sees it spent, revokes the grant and writes the audit entry.
+            peek = grants.peek_code if kind == "code" else grants.peek_refresh
+            peek(self.store, self.clock, request.client.get_client_id(), presented,
+                 request.actor)
             raise InvalidGrantError(str(exc)) from None
 
 

@@ -2,8 +2,11 @@
 
 - ID tokens: OIDC Core §2 and §3.1.3.6 claims plus DESIGN §5's; RS256 unless the client
   asks ES256 (`id_token_signed_response_alg`); `kid` always set so that rotation works.
-- Access tokens: RFC 9068 JWTs (`typ: at+jwt`), short-lived; their `jti` is recorded so
-  that userinfo can refuse revoked ones.
+- Access tokens: RFC 9068 JWTs (`typ: at+jwt`), short-lived and self-contained: nothing
+  is written when one is issued. Userinfo refuses one whose `jti`, grant (`grant_id`,
+  a private claim, RFC 9068 §2.2.3) or session (`sid`) was revoked (core.grants).
+- API access tokens (client credentials grant, RFC 6749 §4.4): RFC 9068 JWTs whose
+  audience is the Exec API (core.api_access.audience) and whose subject is the client.
 - Logout tokens: OpenID Connect Back-Channel Logout 1.0 §2.4 (`typ: logout+jwt`, `sid`,
   `events`, never a `nonce`).
 Never hand-rolled: joserfc signs and verifies; this module only chooses claims.
@@ -51,17 +54,27 @@ def id_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: str,
 
 def access_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: Alg, subject: str,
                  scope: str, ttl: int, auth_time: float, sid: str, org_id: str | None,
-                 now: float | None = None) -> tuple[str, str, int]:
+                 grant_id: str, now: float | None = None) -> tuple[str, str, int]:
     """(token, jti, exp) of an RFC 9068 access token; its audience is our userinfo."""
     now = int(time.time() if now is None else now)
     jti = uuid.uuid4().hex
     claims: dict[str, Any] = {
         "iss": issuer, "sub": subject, "aud": issuer + "/oauth2/userinfo",
         "client_id": client_id, "iat": now, "exp": now + ttl, "jti": jti, "scope": scope,
-        "auth_time": int(auth_time), "sid": sid}
+        "auth_time": int(auth_time), "sid": sid, "grant_id": grant_id}
     if org_id:
         claims["org_id"] = org_id
     return sign(keyring, alg, claims, typ="at+jwt"), jti, now + ttl
+
+
+def api_access_token(keyring: KeyRing, *, issuer: str, audience: str, client_id: str,
+                     alg: str, scope: str, ttl: int, now: float | None = None) -> str:
+    """An RFC 9068 access token for the client itself (RFC 6749 §4.4): `sub` is the
+    client (RFC 9068 §2.2: no resource owner), the audience is the API it may call."""
+    now = int(time.time() if now is None else now)
+    claims = {"iss": issuer, "sub": client_id, "aud": audience, "client_id": client_id,
+              "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex, "scope": scope}
+    return sign(keyring, alg, claims, typ="at+jwt")
 
 
 def logout_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: str, subject: str,

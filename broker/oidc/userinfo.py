@@ -1,8 +1,9 @@
 """UserInfo endpoint (OIDC Core §5.3) with bearer tokens (RFC 6750 §2.1, §3.1).
 
 The access token must be one of ours (signature, `typ: at+jwt`, issuer, audience,
-expiry) and not revoked (its `jti` row). A bad or expired token gets 401 with
-`WWW-Authenticate: Bearer error="invalid_token"`; a missing one gets the challenge only.
+expiry) and not revoked (core.grants.access_claims: its jti, grant or session). A bad
+or expired token gets 401 with `WWW-Authenticate: Bearer error="invalid_token"`; a
+missing one gets the challenge only.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from broker.core import grants
 from broker.oidc import tokens
 from broker.web.services import SERVICES, Services
 
@@ -30,10 +32,7 @@ def _claims(services: Services, token: str) -> dict[str, Any] | None:
                            audience=services.issuer + "/oauth2/userinfo", now=now)
     if claims is None:
         return None
-    record = services.store.grants.find_access(str(claims.get("jti", "")))
-    if record is None or record.revoked_at is not None or record.expires_at <= now:
-        return None
-    return dict(record.claims)
+    return grants.access_claims(services.store, claims, now)
 
 
 async def userinfo(request: web.Request) -> web.Response:

@@ -284,6 +284,7 @@ def process(
             flow_id=flow_id,
             identity=identity,
             actor=actor,
+            config=services.login_config,
         )
     except LoginRefused as exc:  # the core already wrote the flow row, audit and event
         _remember(

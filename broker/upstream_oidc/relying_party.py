@@ -263,6 +263,7 @@ class RelyingParty:
                 flow_id=flow.id,
                 identity=identity,
                 actor=act,
+                config=self.services.login_config,
             )
         except LoginRefused as exc:  # already written on the flow row and the audit log
             raise UpstreamRefused(exc.reason, exc.public, exc.detail, 403) from exc

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.core import connections, login
+from broker.core import connections
 from broker.settings import Settings
 from broker.upstream_oidc.discovery import ProviderCache
 from broker.upstream_oidc.http import FetchPolicy, SafeHttp
@@ -60,7 +60,7 @@ async def start_login(request: web.Request) -> web.StreamResponse:
     response.set_cookie(
         step.cookie_name,
         step.cookie_value,
-        max_age=int(login.config().flow_ttl),
+        max_age=int(rp.services.login_config.flow_ttl),
         path=step.cookie_path,
         httponly=True,
         secure=_secure(settings),

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from broker.clock import Clock, SystemClock
+from broker.core.flows import LoginConfig
 from broker.core.ports import Store, TxtResolver
 from broker.crypto.secrets import SecretBox
 from broker.crypto.signing import KeyRing
@@ -48,6 +49,19 @@ class Services:
     @property
     def issuer(self) -> str:
         return self.settings.public_url
+
+    @functools.cached_property
+    def login_config(self) -> LoginConfig:
+        """The login core's issuer and lifetimes, for this app's calls into core.login
+        (passed as `config=`, so that no process-wide setting is needed)."""
+        get = self.settings.get
+        return LoginConfig(
+            issuer=self.issuer,
+            code_ttl=int(get("oidc.code_ttl_seconds")),
+            session_ttl=int(get("oidc.session_ttl_seconds")),
+            flow_ttl=int(get("oidc.flow_ttl_seconds")),
+            refresh_ttl=int(get("oidc.refresh_token_ttl_seconds")),
+        )
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)

@@ -14,7 +14,6 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from tests.oidc.helpers import (
-    NOT_APP_KEY,
     POST_LOGOUT,
     REDIRECT,
     Browser,
@@ -22,8 +21,6 @@ from tests.oidc.helpers import (
     query,
     upstream_login,
 )
-
-pytestmark = NOT_APP_KEY
 
 
 def _free_port() -> int:

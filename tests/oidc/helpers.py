@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-import pytest
 from yarl import URL
 
 from broker.clock import SystemClock
@@ -23,9 +22,6 @@ from broker.ids import new_id
 
 clock = SystemClock()
 
-# aiohttp 3.14 warns about the foundation middleware's string request keys
-# (broker/web/middlewares.py, not ours); without this the warning becomes a 500.
-NOT_APP_KEY = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 REDIRECT = "http://127.0.0.1:9/exec/callback"
 POST_LOGOUT = "http://127.0.0.1:9/exec/signed-out"
 INITIATE = "http://127.0.0.1:9/exec/initiate"
@@ -126,7 +122,8 @@ async def upstream_login(broker: Any, browser: Browser, tenant: Tenant, location
     outcome = await services.run(
         login.complete_upstream, services.store, services.clock,
         connection_id=tenant.connection_id, flow_id=flow_id,
-        identity=ident or identity(tenant), actor=audit.Actor("test"))
+        identity=ident or identity(tenant), actor=audit.Actor("test"),
+        config=services.login_config)
     if outcome.session_token:
         browser.set_session(broker.settings, outcome.session_token)
     return outcome

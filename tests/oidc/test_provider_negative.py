@@ -13,12 +13,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from broker.core import access, audit, login
+from broker.core import access, audit, login, policy
 from broker.crypto.signing import rotate
 from broker.errors import LoginRefused
+from broker.oidc import tokens as oidc_tokens
 from tests.oidc.helpers import (
     INITIATE,
-    NOT_APP_KEY,
     REDIRECT,
     Browser,
     Tenant,
@@ -28,8 +28,6 @@ from tests.oidc.helpers import (
     query,
     upstream_login,
 )
-
-pytestmark = NOT_APP_KEY
 
 
 def basic(client_id: str, secret: str | None) -> dict[str, str]:
@@ -261,8 +259,11 @@ async def test_refresh_reuse_revokes_family(broker, browser, tenant):
 
         second = await refresh(tokens["refresh_token"])
         assert "refresh_token" in second
+        assert (await userinfo_status(broker, second["access_token"])).status == 200
         assert (await refresh(tokens["refresh_token"]))["error"] == "invalid_grant"  # reuse
         assert (await refresh(second["refresh_token"]))["error"] == "invalid_grant"  # family
+        for token in (tokens["access_token"], second["access_token"]):
+            assert (await userinfo_status(broker, token)).status == 401
 
 
 async def test_private_key_jwt(broker, browser):
@@ -313,8 +314,53 @@ async def test_bad_bearer_at_userinfo(broker, browser, tenant):
         assert resp.status == 401 and "error=" not in resp.headers["WWW-Authenticate"]
     code, verifier = await sign_in(broker, browser, tenant)
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
-    broker.store.db.execute("UPDATE access_tokens SET expires_at = ?", (time.time() - 1,))
+    assert (await userinfo_status(broker, tokens["access_token"])).status == 200
+    # The same claims, signed by the same key, but expired: refused.
+    claims = jwt.decode(tokens["access_token"], broker.services.keyring.verification_keys())
+    expired = dict(claims.claims, exp=int(time.time()) - 1)
+    token = oidc_tokens.sign(broker.services.keyring, "RS256", expired, typ="at+jwt")
+    assert (await userinfo_status(broker, token)).status == 401
+    # ...and an ID token is not an access token (typ), even with the right audience.
+    as_id = oidc_tokens.sign(broker.services.keyring, "RS256", dict(claims.claims))
+    assert (await userinfo_status(broker, as_id)).status == 401
+
+
+async def test_access_tokens_are_self_contained(broker, browser, tenant):
+    """Issuing writes no access-token row (one transaction: the code and the refresh
+    token); revocation does, and userinfo honours it."""
+    code, verifier = await sign_in(broker, browser, tenant)
+    tokens = await (await exchange(broker, tenant, code, verifier)).json()
+    assert broker.store.db.scalar("SELECT COUNT(*) FROM access_tokens") == 0
+    claims = jwt.decode(tokens["access_token"],
+                        broker.services.keyring.verification_keys()).claims
+    assert claims["grant_id"].startswith("fam_") and claims["sid"].startswith("ses_")
+    assert (await userinfo_status(broker, tokens["access_token"])).status == 200
+
+
+async def test_sso_off_ends_access_tokens(broker, browser, tenant):
+    code, verifier = await sign_in(broker, browser, tenant)
+    tokens = await (await exchange(broker, tenant, code, verifier)).json()
+    assert (await userinfo_status(broker, tokens["access_token"])).status == 200
+    policy.disable_sso(broker.store, broker.services.clock, audit.CLI, tenant.org_id)
     assert (await userinfo_status(broker, tokens["access_token"])).status == 401
+
+
+async def test_revoke_user_after_session_expired(broker, browser, tenant):
+    """The session expired on its own (not ended); the refresh token lives on. Revoking
+    the user must still kill the access token minted from that refresh token."""
+    code, verifier = await sign_in(broker, browser, tenant)
+    tokens = await (await exchange(broker, tenant, code, verifier)).json()
+    broker.store.db.execute("UPDATE broker_sessions SET expires_at = ?", (time.time() - 1,))
+    async with aiohttp.ClientSession() as http:
+        r = await http.post(broker.url + "/oauth2/token", data={
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            headers=basic(tenant.client_id, tenant.client_secret))
+        fresh = await r.json()
+    assert (await userinfo_status(broker, fresh["access_token"])).status == 200
+    assert access.revoke_user(broker.store, broker.services.clock,
+                              organization_id=tenant.org_id, email=f"alice@{tenant.domain}",
+                              reason="dsync_deleted") == 1
+    assert (await userinfo_status(broker, fresh["access_token"])).status == 401
 
 
 async def test_revocation_endpoint(broker, browser, tenant):
@@ -433,3 +479,53 @@ async def test_revoke_user_ends_access(broker, browser, tenant):
     _, challenge = pkce()
     resp = await browser.get("/oauth2/authorize", params=authorize_params(tenant, challenge))
     assert resp.headers["Location"].startswith("/saml/")  # the session is gone
+
+
+async def test_login_config_is_passed_not_global(broker, browser, tenant):
+    """Two configs in one process do not see each other: the explicit one wins, and the
+    process-wide fallback is left as it was."""
+    from dataclasses import replace
+
+    from broker.core import flows
+
+    services = broker.services
+    before = flows.config()
+    other = replace(services.login_config, issuer="https://other.test", session_ttl=60)
+    outcome = await services.run(login.complete_upstream, services.store, services.clock,
+                                 connection_id=tenant.connection_id, flow_id=None,
+                                 identity=identity(tenant), actor=audit.CLI, config=other)
+    assert query(outcome.redirect_url)["iss"] == "https://other.test"
+    assert outcome.session_expires_at is not None
+    assert outcome.session_expires_at - time.time() <= 60
+    assert flows.config() is before
+    assert services.login_config.issuer == broker.url
+
+
+async def test_concurrent_redemption_counts_as_replay(broker, browser, tenant):
+    """Request B reads the code before request A's transaction consumes it (two workers
+    racing). B then loses at its write, and that is a replay: A's tokens are revoked."""
+    from authlib.oauth2.rfc6749 import InvalidGrantError
+    from multidict import MultiDict
+
+    from broker.oidc.adapter import AiohttpOAuth2Request
+    from broker.oidc.server import actor_for
+    from broker.oidc.token import SERVER
+
+    code, verifier = await sign_in(broker, browser, tenant)
+    server = broker.app[SERVER]
+    raw = base64.b64encode(f"{tenant.client_id}:{tenant.client_secret}".encode()).decode()
+    racing = AiohttpOAuth2Request(
+        "POST", broker.url + "/oauth2/token", {"Authorization": f"Basic {raw}"}, {},
+        MultiDict(grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
+                  code_verifier=verifier))
+    racing.actor = actor_for("127.0.0.1", "race")
+    grant = server.get_token_grant(racing)
+    grant.validate_token_request()  # B: the code is still unused
+    first = await exchange(broker, tenant, code, verifier)  # A wins the write
+    assert first.status == 200
+    tokens = await first.json()
+    with pytest.raises(InvalidGrantError):
+        grant.create_token_response()  # B loses
+    assert (await userinfo_status(broker, tokens["access_token"])).status == 401
+    actions = [e.action for e in broker.store.audit.list(None)]
+    assert "oauth.code_replayed" in actions
