@@ -92,7 +92,16 @@ async def bench(users: int, concurrency: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         ids = prepare(Path(tmp), port, f"http://127.0.0.1:{hook_port}/hooks")
-        env = {**os.environ, "BROKER_LOG_LEVEL": "warning", "BROKER_PORT": str(port)}
+        env = {
+            **os.environ,
+            "BROKER_LOG_LEVEL": "warning",
+            "BROKER_PORT": str(port),
+            # The receiver is this process on http://127.0.0.1: plain http to loopback is
+            # an explicit opt-in, and loopback must be on the network allow-list, or the
+            # broker's SSRF rules refuse every delivery (broker/api/webhook_worker.py).
+            "BROKER_WEBHOOKS_ALLOW_INSECURE_LOOPBACK": "true",
+            "BROKER_NETWORK_PRIVATE_HOSTS_ALLOWLIST": "127.0.0.1",
+        }
         server = subprocess.Popen([str(BIN), "serve"], env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:

@@ -300,7 +300,7 @@ SCHEMA: tuple[Setting, ...] = (
         "private_hosts_allowlist",
         _list(_hostname),
         (),
-        "Hosts allowed to resolve to private addresses for metadata/discovery fetches.",
+        "Hosts allowed to resolve to private addresses (metadata/discovery fetches, webhooks).",
     ),
     Setting("scim", "max_page_size", _int(10, 10_000), 1000, "Largest SCIM list page."),
     Setting(
@@ -351,6 +351,13 @@ SCHEMA: tuple[Setting, ...] = (
         _int(10, 60_000),
         200,
         "How often the delivery worker looks for new events.",
+    ),
+    Setting(
+        "webhooks",
+        "allow_insecure_loopback",
+        _bool,
+        False,
+        "Allow plain http to a webhook receiver on 127.0.0.1/::1 (tests and demos only).",
     ),
     Setting("admin", "idle_timeout_seconds", _int(60, 86400), 1800, "Admin session idle timeout."),
     Setting(

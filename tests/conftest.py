@@ -3,6 +3,8 @@ server running on 127.0.0.1 with a free port (the issuer is that URL)."""
 
 from __future__ import annotations
 
+import asyncio.selector_events
+import ipaddress
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,6 +19,47 @@ from broker.cli import main as cli_main
 from broker.settings import Settings
 from broker.storage.store import SQLiteStore
 from broker.web.services import Services
+
+
+# Tests and benchmarks may reach loopback only. Refuse any other destination inside the
+# test process, so that a regression in the SSRF checks can never make a test dial out.
+def _loopback_only(address: object) -> None:
+    if not isinstance(address, tuple) or not address:
+        return  # AF_UNIX and friends
+    host = str(address[0]).split("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return  # a name: resolution, not a connection, happens first
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if not ip.is_loopback:
+        raise ConnectionRefusedError(f"tests may only connect to loopback, not {host}")
+
+
+_socket_connect = socket.socket.connect
+_socket_connect_ex = socket.socket.connect_ex
+_loop_sock_connect = asyncio.selector_events.BaseSelectorEventLoop.sock_connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    _loopback_only(address)
+    return _socket_connect(self, address)  # type: ignore[arg-type]
+
+
+def _guarded_connect_ex(self: socket.socket, address: object) -> int:
+    _loopback_only(address)
+    return _socket_connect_ex(self, address)  # type: ignore[arg-type]
+
+
+async def _guarded_sock_connect(self: object, sock: socket.socket, address: object) -> None:
+    _loopback_only(address)
+    return await _loop_sock_connect(self, sock, address)  # type: ignore[arg-type]
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+asyncio.selector_events.BaseSelectorEventLoop.sock_connect = _guarded_sock_connect  # type: ignore[method-assign]
 
 
 def free_port() -> int:

@@ -3,10 +3,23 @@
 Every `webhooks.poll_interval_ms` it looks for endpoints with work due; for each it takes
 the endpoint's lease in the store (one worker across all processes) and drains it on a
 task of its own, one HTTP request at a time, in seq order (core.webhooks has the rules).
-A slow or dead endpoint therefore delays only itself. Requests: aiohttp, a total timeout,
-redirects never followed (a 3xx is a failure: the URL is what the admin configured),
-the first 500 bytes of the answer kept for the delivery log. Hourly, events and
-delivery logs older than `events.retention_days` are purged.
+A slow or dead endpoint therefore delays only itself.
+
+Requests go through broker.web.safe_http (DESIGN.md §6). The URL is the admin's, but Exec
+reads the answer's excerpt back through the deliveries API, so a URL pointing inside the
+network must not become a way to read internal services: HTTPS only (plain http to
+loopback only with `webhooks.allow_insecure_loopback`), every address vetted and then
+pinned for the connection, private/loopback/link-local addresses only for hosts on the
+network allow-list (`network.private_hosts_allowlist` plus the admin's list in the store,
+re-read every `ALLOWLIST_REFRESH_SECONDS`), one total timeout, redirects never followed
+(a 3xx is a failure: the URL is what the admin configured), and at most
+`EXCERPT_BYTES + 1` bytes of an answer read: the rest is never read, the connection is
+dropped. Hourly, events and delivery logs older than `events.retention_days` are purged.
+
+It must never: let a refused or failed request escape as an exception (it is a failed
+attempt in the delivery log, retried with backoff), put a vetted address or any other
+private detail in the delivery log (Exec reads it; the process log gets the detail), or
+read an answer beyond the excerpt.
 """
 
 from __future__ import annotations
@@ -21,11 +34,21 @@ import random
 import secrets
 import socket
 import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from broker.core import webhooks
 from broker.core.webhooks import Outcome, RetryPolicy, Work
+from broker.web.safe_http import (
+    FetchPolicy,
+    Resolver,
+    SafeHttp,
+    SafeHttpError,
+    check_url,
+    vet_addresses,
+)
 from broker.web.services import Services
 
 log = logging.getLogger("broker.webhooks")
@@ -36,15 +59,87 @@ PURGE_EVERY_SECONDS = 3600.0
 # happen, in one transaction; a crash in between re-sends them (receivers de-duplicate).
 ACK_EVERY_SECONDS = 0.1
 USER_AGENT = "exec-identity-broker-webhooks/1"
+# How stale the store's network allow-list may be (an admin's removal takes this long).
+ALLOWLIST_REFRESH_SECONDS = 1.0
+# One byte past the excerpt: enough to know the answer was longer, never the whole body.
+READ_LIMIT = webhooks.EXCERPT_BYTES + 1
+
+
+async def read_prefix(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most `limit` bytes from the start of a body; the rest stays unread."""
+    buffer = bytearray()
+    while len(buffer) < limit:
+        chunk = await content.read(limit - len(buffer))
+        if not chunk:
+            break
+        buffer += chunk
+    return bytes(buffer)
+
+
+class WebhookHttp(SafeHttp):
+    """broker.web.safe_http's checks and pinned connection pools, for a POST of raw bytes
+    whose answer is read only as far as `policy.max_bytes` (`SafeHttp.request` posts forms
+    and reads whole answers, which a webhook never needs)."""
+
+    peer = "the webhook receiver"
+
+    async def __aenter__(self) -> WebhookHttp:
+        return self
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        """POST `body` to `url`, redirects not followed; return the status and at most
+        `policy.max_bytes` of the answer. Raises `SafeHttpError` (its kinds)."""
+        timeout, host = self.policy.timeout, urlsplit(url).hostname or "?"
+        try:
+            async with asyncio.timeout(timeout):
+                target = check_url(url, self.policy.allow_insecure_loopback, what="The webhook URL")
+                allowed = self.policy.allowlist | self.extra_allowlist
+                addresses = await vet_addresses(target, allowed, self._resolve)
+                session = self._pool(target, addresses, None)
+                async with session.post(
+                    target.url, data=body, headers=headers, allow_redirects=False
+                ) as response:
+                    return response.status, await read_prefix(
+                        response.content, self.policy.max_bytes
+                    )
+        except TimeoutError as exc:
+            raise SafeHttpError(
+                "timeout", f"The webhook receiver ({host}) did not answer within {timeout:g} s."
+            ) from exc
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            raise SafeHttpError(
+                "tls", f"The TLS certificate of {host} could not be verified.", str(exc)
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise SafeHttpError(
+                "connect", f"The request to the webhook receiver ({host}) failed.", str(exc)
+            ) from exc
+
+
+def delivery_error(exc: SafeHttpError) -> str:
+    """The delivery log's text for a refused or failed request: public words only."""
+    if exc.kind == "blocked_address":
+        return webhooks.BLOCKED_ERROR
+    if exc.kind == "timeout":
+        return "timed out"
+    if exc.kind == "bad_url":
+        return f"refused: {exc.public}"
+    return f"{exc.kind}: {exc.public}"
 
 
 class WebhookWorker:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, resolver: Resolver | None = None) -> None:
         self.services = services
         settings = services.settings
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.poll = settings.get("webhooks.poll_interval_ms") / 1000
-        self.timeout = aiohttp.ClientTimeout(total=settings.get("webhooks.timeout_seconds"))
+        self.fetch_policy = FetchPolicy(
+            allowlist=frozenset(settings.get("network.private_hosts_allowlist")),
+            timeout=float(settings.get("webhooks.timeout_seconds")),
+            max_bytes=READ_LIMIT,
+            allow_insecure_loopback=bool(settings.get("webhooks.allow_insecure_loopback")),
+        )
+        self.resolver = resolver
         self.policy = RetryPolicy(
             base_seconds=settings.get("webhooks.retry_base_ms") / 1000,
             max_seconds=settings.get("webhooks.retry_max_seconds"),
@@ -54,16 +149,14 @@ class WebhookWorker:
         self.active: dict[str, asyncio.Task[None]] = {}
         self.rand = random.SystemRandom().random
         self._last_purge = 0.0
+        self._allowlist_at = float("-inf")
 
     async def run(self) -> None:
-        connector = aiohttp.TCPConnector(limit_per_host=4)
-        async with aiohttp.ClientSession(
-            connector=connector, timeout=self.timeout, headers={"User-Agent": USER_AGENT}
-        ) as session:
+        async with WebhookHttp(self.fetch_policy, self.resolver) as http:
             try:
                 while True:
                     try:
-                        await self.tick(session)
+                        await self.tick(http)
                     except asyncio.CancelledError:
                         raise
                     except Exception:
@@ -76,9 +169,12 @@ class WebhookWorker:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
 
-    async def tick(self, session: aiohttp.ClientSession) -> None:
+    async def tick(self, http: WebhookHttp) -> None:
         s = self.services
         now = s.clock.now()
+        if time.monotonic() - self._allowlist_at >= ALLOWLIST_REFRESH_SECONDS:
+            http.extra_allowlist = await s.run(s.store.network_hosts.list)
+            self._allowlist_at = time.monotonic()
         if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
             self._last_purge = time.monotonic()
             removed = await s.run(webhooks.purge, s.store, now, self.retention_days)
@@ -89,16 +185,14 @@ class WebhookWorker:
             if client_id in self.active:
                 continue
             if await s.run(webhooks.acquire, s.store, client_id, self.owner, s.clock.now()):
-                task = asyncio.create_task(
-                    self.drain(session, client_id), name=f"webhook:{client_id}"
-                )
+                task = asyncio.create_task(self.drain(http, client_id), name=f"webhook:{client_id}")
                 self.active[client_id] = task
                 task.add_done_callback(functools.partial(self._finished, client_id))
 
     def _finished(self, client_id: str, _task: asyncio.Task[None]) -> None:
         self.active.pop(client_id, None)
 
-    async def drain(self, session: aiohttp.ClientSession, client_id: str) -> None:
+    async def drain(self, http: WebhookHttp, client_id: str) -> None:
         """Deliver until the endpoint has nothing left, fails, or the lease is lost."""
         s = self.services
         try:
@@ -112,7 +206,7 @@ class WebhookWorker:
                 done: list[tuple[Work, Outcome]] = []
                 flushed = time.monotonic()
                 for work in batch:
-                    outcome = await self.send(session, work)
+                    outcome = await self.send(http, work)
                     done.append((work, outcome))
                     # Acknowledge at once on failure, else in batches (ACK_EVERY_SECONDS).
                     if not outcome.ok or time.monotonic() - flushed >= ACK_EVERY_SECONDS:
@@ -136,29 +230,36 @@ class WebhookWorker:
             webhooks.record_outcomes, s.store, s.clock, done, self.owner, self.policy, self.rand
         )
 
-    async def send(self, session: aiohttp.ClientSession, work: Work) -> Outcome:
-        secret = self.services.secret_box.decrypt(work.secret_enc, webhooks.SECRET_CONTEXT)
-        body = json.dumps(webhooks.message(work.event), separators=(",", ":")).encode()
-        headers = webhooks.headers(secret, work.event.id, int(time.time()), body)
+    async def send(self, http: WebhookHttp, work: Work) -> Outcome:
+        """One attempt; whatever happens, an `Outcome` (a refusal is a failed attempt)."""
         started = time.perf_counter()
         try:
-            async with session.post(
-                work.url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                excerpt = await response.content.read(webhooks.EXCERPT_BYTES)
-                ms = (time.perf_counter() - started) * 1000
-                ok = 200 <= response.status < 300
-                return Outcome(
-                    ok,
-                    response.status,
-                    round(ms, 2),
-                    excerpt.decode("utf-8", "replace"),
-                    None if ok else f"HTTP {response.status}",
-                )
-        except TimeoutError:
-            return self._failed(started, "timed out")
-        except aiohttp.ClientError as exc:
-            return self._failed(started, f"{type(exc).__name__}: {exc}"[:300])
+            secret = self.services.secret_box.decrypt(work.secret_enc, webhooks.SECRET_CONTEXT)
+            body = json.dumps(webhooks.message(work.event), separators=(",", ":")).encode()
+            headers = {
+                "User-Agent": USER_AGENT,
+                **webhooks.headers(secret, work.event.id, int(time.time()), body),
+            }
+            status, raw = await http.post(work.url, body, headers)
+        except SafeHttpError as exc:
+            log.warning(
+                "webhook delivery failed",
+                extra={
+                    "client_id": work.client_id,
+                    "event_id": work.event.id,
+                    "reason": exc.kind,
+                    "detail": exc.detail,
+                },
+            )
+            return self._failed(started, delivery_error(exc))
+        except Exception:  # a bug must cost one failed attempt, not the endpoint's drain
+            log.exception("webhook delivery attempt broke", extra={"client_id": work.client_id})
+            return self._failed(started, "internal error: the attempt could not be made")
+        ms = (time.perf_counter() - started) * 1000
+        ok = 200 <= status < 300
+        return Outcome(
+            ok, status, round(ms, 2), webhooks.excerpt(raw), None if ok else f"HTTP {status}"
+        )
 
     @staticmethod
     def _failed(started: float, error: str) -> Outcome:

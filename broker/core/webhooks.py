@@ -15,6 +15,12 @@ before the events retention purges it.
 
 Signatures follow Standard Webhooks: `webhook-signature: v1,<base64 HMAC-SHA256 over
 "{id}.{timestamp}.{body}">` with the secret `whsec_<base64 key>`.
+
+The URL is the admin's, but what it answers is readable by Exec (the delivery log keeps
+an excerpt), so delivery is SSRF-safe (DESIGN.md §6, the worker uses broker.web.safe_http):
+HTTPS only, a URL resolving to a private, loopback or link-local address is refused unless
+its host is on the network allow-list (a failed attempt logged as `BLOCKED_ERROR`, never
+a request), no redirect followed, and at most `EXCERPT_BYTES` of an answer ever kept.
 """
 
 from __future__ import annotations
@@ -34,10 +40,13 @@ from broker.core.ports import Store, WebhookDelivery, WebhookEndpointState
 from broker.errors import InvalidInput, NotFound
 from broker.ids import new_id
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
-SECRET_CONTEXT = "webhook"  # noqa: S105 (SecretBox associated data, not a secret)
+SECRET_PREFIX = "whsec_"
+SECRET_CONTEXT = "webhook"
 LEASE_SECONDS = 60.0  # longer than one HTTP attempt (timeout) plus the store writes
-EXCERPT_BYTES = 500
+EXCERPT_BYTES = 500  # of an answer, kept in the delivery log (which Exec can read)
+BLOCKED_ERROR = (
+    "blocked: the webhook URL resolves to a private address not on the network allow-list"
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,18 @@ class Outcome:
     latency_ms: float
     response_excerpt: str
     error: str | None = None
+
+
+def excerpt(raw: bytes) -> str:
+    """What the delivery log keeps of an answer: its first `EXCERPT_BYTES` as text
+    (invalid UTF-8 replaced), never longer than `EXCERPT_BYTES` once encoded."""
+    return clip_excerpt(raw[:EXCERPT_BYTES].decode("utf-8", "replace"))
+
+
+def clip_excerpt(text: str) -> str:
+    """`text` cut to `EXCERPT_BYTES` of UTF-8 on a character boundary (U+FFFD takes three
+    bytes, so decoded text can be longer than the bytes it came from)."""
+    return text.encode()[:EXCERPT_BYTES].decode("utf-8", "ignore")
 
 
 # -- secrets and signatures ------------------------------------------------------------

@@ -4,7 +4,9 @@ The lease is one conditional UPDATE (`... WHERE lease_expires_at <= now OR lease
 = me`): SQLite runs it under the write lock, so of two workers racing for an endpoint
 exactly one sees a changed row. The events page and the snapshot's highest seq come from
 ONE statement, hence one read snapshot: the returned head never covers a row the page
-could not see (storage/events.py explains why seq order is commit order).
+could not see (storage/events.py explains why seq order is commit order). Response
+excerpts are clipped to `EXCERPT_BYTES` on every write, whoever wrote them: Exec reads
+them back through the deliveries API.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from broker.core.models import Event
 from broker.core.ports import WebhookDelivery, WebhookEndpointState
+from broker.core.webhooks import clip_excerpt
 from broker.errors import NotFound
 from broker.storage.db import Database
 from broker.storage.rows import insert, loads
@@ -174,7 +177,9 @@ class WebhookRepo:
                 "url": delivery.url,
                 "http_status": delivery.http_status,
                 "latency_ms": delivery.latency_ms,
-                "response_excerpt": delivery.response_excerpt,
+                "response_excerpt": None
+                if delivery.response_excerpt is None
+                else clip_excerpt(delivery.response_excerpt),
                 "error": delivery.error,
                 "created_at": delivery.created_at,
                 "finished_at": delivery.finished_at,
@@ -200,7 +205,7 @@ class WebhookRepo:
                 "succeeded" if ok else "failed",
                 http_status,
                 latency_ms,
-                excerpt,
+                clip_excerpt(excerpt),
                 error,
                 at,
                 delivery_id,

@@ -14,16 +14,29 @@ from broker.clock import SystemClock
 from broker.core import audit, clients, organizations
 from broker.settings import Settings
 from tests.api.sink import WebhookSink
-from tests.conftest import RunningBroker
+from tests.conftest import RunningBroker, make_home
 
 clock = SystemClock()
 
+# The receivers of these tests listen on http://127.0.0.1: plain http to loopback is an
+# explicit opt-in, and 127.0.0.1 must be on the network allow-list, or the worker refuses
+# to deliver (broker/api/webhook_worker.py). Set in the environment, so that the CLI
+# commands a test runs see the same settings as the broker.
+LOOPBACK_RECEIVERS = {
+    "BROKER_WEBHOOKS_ALLOW_INSECURE_LOOPBACK": "true",
+    "BROKER_NETWORK_PRIVATE_HOSTS_ALLOWLIST": "127.0.0.1",
+}
+
 
 @pytest.fixture
-def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
-    """Retries in tens of milliseconds so that outages fit in a test; a test may override
-    more with `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
-    return settings.with_overrides(
+def settings(
+    tmp_path: Path, port: int, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Settings:
+    """Loopback receivers allowed, and retries in tens of milliseconds so that outages fit
+    in a test; a test may override more with
+    `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
+    home = make_home(tmp_path, port, monkeypatch, **LOOPBACK_RECEIVERS)
+    return home.with_overrides(
         webhooks__retry_base_ms=50,
         webhooks__retry_max_seconds=1,
         webhooks__timeout_seconds=1,
@@ -73,16 +86,3 @@ async def sink() -> AsyncIterator[WebhookSink]:
     await receiver.start()
     yield receiver
     await receiver.stop()
-
-
-# broker/web/middlewares.py stores str keys on the request, which aiohttp >= 3.14 warns
-# about (NotAppKeyWarning) and -W error turns into a 500. Not this package's code: filter
-# that one warning for the API tests until the middleware uses web.RequestKey.
-_REQUEST_KEY_WARNING = "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.filterwarnings(_REQUEST_KEY_WARNING))

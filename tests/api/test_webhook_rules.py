@@ -121,3 +121,26 @@ def test_signature_matches_the_standard_library() -> None:
         "evt_1", datetime.fromtimestamp(1_700_000_000, UTC), body.decode()
     )
     assert ours == theirs
+
+
+def test_excerpt_is_at_most_its_bytes_on_a_character_boundary() -> None:
+    limit = webhooks.EXCERPT_BYTES
+    assert webhooks.excerpt(b"a" * (limit + 100)) == "a" * limit
+    # Invalid UTF-8 becomes U+FFFD (3 bytes each): still no more than the limit.
+    assert len(webhooks.excerpt(b"\xff" * (limit + 1)).encode()) <= limit
+    # A multi-byte character cut by the limit is dropped, not half kept.
+    assert webhooks.excerpt(b"a" * (limit - 1) + "é".encode() * 3) == "a" * (limit - 1)
+    assert webhooks.clip_excerpt("€" * 200) == "€" * (limit // 3)
+
+
+def test_the_delivery_log_never_stores_more_than_the_excerpt(
+    store: SQLiteStore, endpoint: tuple[str, FixedClock]
+) -> None:
+    """Whoever writes an attempt, the stored excerpt (which Exec can read) is clipped."""
+    client_id, clock = endpoint
+    assert webhooks.acquire(store, client_id, "w", clock.now())
+    work = webhooks.next_work(store, client_id, "w", clock.now(), 1)[0]
+    big = Outcome(False, 500, 1.0, "é" * 2000, "HTTP 500")
+    assert not webhooks.record_outcome(store, clock, work, "w", big, RetryPolicy(), lambda: 0.5)
+    logged = store.webhooks.deliveries(client_id, 10)
+    assert [d.response_excerpt for d in logged] == ["é" * (webhooks.EXCERPT_BYTES // 2)]

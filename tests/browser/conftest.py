@@ -90,6 +90,7 @@ def settings(
         # The test OIDC IdP speaks plain http on loopback (a browser would refuse its
         # test CA); this opt-in allows exactly that and nothing else.
         BROKER_UPSTREAM_OIDC_ALLOW_INSECURE_LOOPBACK="true",
+        BROKER_WEBHOOKS_ALLOW_INSECURE_LOOPBACK="true",
     )
 
 
