@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.admin.page import Notice, attempt, form_checked, form_text, page
+from broker.admin.page import Notice, attempt, confirmed_switch, form_text, page
 from broker.admin.security import actor, services_of
 from broker.core import audit, directories, drift, policy, roles
 from broker.core.directory_types import JournalEntry
@@ -164,26 +164,13 @@ async def rotate(request: web.Request) -> web.StreamResponse:
 
 
 async def disable(request: web.Request) -> web.StreamResponse:
-    services = services_of(request)
-    notices: list[Notice] = []
-    if not await form_checked(request, "confirm"):
-        notices.append(Notice("bad", "Tick the box to confirm what disabling does."))
-        return await show(request, notices, 400)
-    org = await attempt(
-        services.run(
-            policy.disable_directory_sync,
-            services.store,
-            services.clock,
-            actor(request),
-            request.match_info["org_id"],
-        ),
-        notices,
+    return await confirmed_switch(
+        request,
+        policy.disable_directory_sync,
+        unconfirmed="Tick the box to confirm what disabling does.",
+        done="Directory Sync is off: SCIM stopped, users and groups were unlinked.",
+        show=show,
     )
-    if org is not None:
-        notices.append(
-            Notice("ok", "Directory Sync is off: SCIM stopped, users and groups were unlinked.")
-        )
-    return await show(request, notices, 200 if org else 400)
 
 
 async def add_mapping(request: web.Request) -> web.StreamResponse:

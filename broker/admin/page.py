@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
-from broker.admin.security import REQ_SESSION, csrf_token
+from broker.admin.security import REQ_SESSION, actor, csrf_token, services_of
 from broker.errors import BrokerError
 from broker.web.render import render
 
@@ -83,3 +83,31 @@ async def form_checked(request: web.Request, name: str) -> bool:
 def redirect(location: str) -> web.Response:
     """303 See Other: after a POST, the browser GETs the page (no re-submission)."""
     return web.Response(status=303, headers={"Location": location})
+
+
+Shown = Callable[[web.Request, list[Notice], int], Awaitable[web.StreamResponse]]
+
+
+async def confirmed_switch(
+    request: web.Request,
+    switch: Callable[..., Any],
+    *,
+    unconfirmed: str,
+    done: str,
+    show: Shown,
+) -> web.StreamResponse:
+    """A policy switch behind a "tick to confirm" box: the core call decides, the page tells."""
+    services = services_of(request)
+    notices: list[Notice] = []
+    if not await form_checked(request, "confirm"):
+        notices.append(Notice("bad", unconfirmed))
+        return await show(request, notices, 400)
+    org = await attempt(
+        services.run(
+            switch, services.store, services.clock, actor(request), request.match_info["org_id"]
+        ),
+        notices,
+    )
+    if org is not None:
+        notices.append(Notice("ok", done))
+    return await show(request, notices, 200 if org is not None else 400)

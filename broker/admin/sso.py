@@ -10,59 +10,29 @@ from __future__ import annotations
 from aiohttp import web
 
 from broker.admin.orgs import show
-from broker.admin.page import Notice, attempt, form_checked
-from broker.admin.security import actor, services_of
+from broker.admin.page import confirmed_switch
 from broker.core import policy
 
 
 async def enable(request: web.Request) -> web.StreamResponse:
-    services = services_of(request)
-    notices: list[Notice] = []
-    if not await form_checked(request, "confirm"):
-        notices.append(Notice("bad", "Tick the box to confirm that password sign-in stops."))
-        return await show(request, notices, 400)
-    org = await attempt(
-        services.run(
-            policy.enable_sso,
-            services.store,
-            services.clock,
-            actor(request),
-            request.match_info["org_id"],
-        ),
-        notices,
+    return await confirmed_switch(
+        request,
+        policy.enable_sso,
+        unconfirmed="Tick the box to confirm that password sign-in stops.",
+        done="SSO is on. Members now sign in through your identity provider only.",
+        show=show,
     )
-    if org is not None:
-        notices.append(
-            Notice("ok", "SSO is on. Members now sign in through your identity provider only.")
-        )
-    return await show(request, notices, 200 if org else 400)
 
 
 async def disable(request: web.Request) -> web.StreamResponse:
-    services = services_of(request)
-    notices: list[Notice] = []
-    if not await form_checked(request, "confirm"):
-        notices.append(Notice("bad", "Tick the box to confirm what disabling SSO does."))
-        return await show(request, notices, 400)
-    org = await attempt(
-        services.run(
-            policy.disable_sso,
-            services.store,
-            services.clock,
-            actor(request),
-            request.match_info["org_id"],
-        ),
-        notices,
+    return await confirmed_switch(
+        request,
+        policy.disable_sso,
+        unconfirmed="Tick the box to confirm what disabling SSO does.",
+        done="SSO is off. Directory Sync is off too, members were unlinked and signed out; "
+        "your verified domains are kept.",
+        show=show,
     )
-    if org is not None:
-        notices.append(
-            Notice(
-                "ok",
-                "SSO is off. Directory Sync is off too, members were unlinked and signed out; "
-                "your verified domains are kept.",
-            )
-        )
-    return await show(request, notices, 200 if org else 400)
 
 
 def add_routes(app: web.Application) -> None:

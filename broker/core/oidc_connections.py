@@ -33,7 +33,7 @@ from broker.core.ports import Store
 from broker.errors import InvalidInput
 from broker.ids import new_id
 
-# broker.upstream_oidc.presets holds each preset's claim names; a test keeps these equal.
+# The presets known to broker.upstream_oidc.presets (which holds each one's claim names).
 OIDC_PRESETS: tuple[str, ...] = (
     "okta",
     "entra",

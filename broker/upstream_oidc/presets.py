@@ -14,29 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The core validates preset names without importing this edge; a test keeps them equal.
-PRESET_NAMES: tuple[str, ...] = (
-    "okta",
-    "entra",
-    "google",
-    "onelogin",
-    "pingone",
-    "jumpcloud",
-    "rippling",
-    "cyberark",
-    "generic",
-)
+from broker.core.oidc_connections import OIDC_PRESETS
 
-# The fields a connection can override, e.g. `--claim email=upn` (core.oidc_connections).
-CLAIM_FIELDS: tuple[str, ...] = (
-    "email",
-    "given_name",
-    "family_name",
-    "name",
-    "groups",
-    "roles",
-    "idp_id",
-)
+# The core owns the lists (it validates connections without importing this edge).
+PRESET_NAMES = OIDC_PRESETS
 
 
 @dataclass(frozen=True)
