@@ -28,7 +28,11 @@ from broker.scim.schema import Attr, ResourceSchema
 
 OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 MAX_FILTER_LENGTH = 4096
-MAX_DEPTH = 32
+MAX_DEPTH = 10  # nested parentheses, value filters and `not`s (IdPs send 1 or 2)
+# Comparisons in one filter. Every IdP we know sends one or two (`userName eq "…"`,
+# `externalId eq "…"`); a cap keeps the generated SQL within SQLite's parser stack and
+# the trees within Python's recursion limit, so a long filter is a 400, never a 500.
+MAX_TERMS = 100
 
 _TOKEN = re.compile(
     r"""
@@ -127,6 +131,12 @@ class _Parser:
             pos = m.end()
         self.i = 0
         self.depth = 0
+        self.terms = 0
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise errors.invalid_filter(f"filter is nested too deeply (at most {MAX_DEPTH} levels)")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -155,9 +165,7 @@ class _Parser:
             raise errors.invalid_filter(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
 
     def parse_or(self) -> Node:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise errors.invalid_filter("filter is nested too deeply")
+        self.enter()
         node = self.parse_and()
         while self.keyword("or"):
             node = Either(node, self.parse_and())
@@ -172,13 +180,16 @@ class _Parser:
 
     def parse_unary(self) -> Node:
         if self.keyword("not"):
+            self.enter()  # `not not not …` nests as deeply as parentheses do
             token = self.peek()
             if token and token[1] == "(":
                 self.i += 1
                 inner = self.parse_or()
                 self.expect(")")
-                return Neg(inner)
-            return Neg(self.parse_unary())
+            else:
+                inner = self.parse_unary()
+            self.depth -= 1
+            return Neg(inner)
         token = self.peek()
         if token and token[1] == "(":
             self.i += 1
@@ -208,6 +219,9 @@ class _Parser:
         return self.parse_comparison(ref)
 
     def parse_comparison(self, ref: AttrRef) -> Node:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise errors.invalid_filter(f"filter has more than {MAX_TERMS} comparisons")
         kind, op = self.next("an operator")
         op = op.lower()
         if op == "pr":

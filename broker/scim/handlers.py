@@ -22,10 +22,15 @@ from broker.core.directory_types import Directory, GroupAttributes, MemberChange
 from broker.core.models import DirectoryGroup, DirectoryUser
 from broker.core.ports import Store
 from broker.errors import InvalidInput
-from broker.scim import errors, filters, patch, quirks, resources, schema
+from broker.scim import errors, filters, jsonbody, patch, quirks, resources, schema
 from broker.scim.errors import ScimError
 
 T = TypeVar("T")
+
+# RFC 7644 §3.4.2.4: startIndex is 1-based and "a value less than 1 SHALL be interpreted as
+# 1"; it is bound into SQL as a 64-bit OFFSET, so a larger value than any directory holds
+# is clamped rather than overflowing (OverflowError). count is clamped to 0..max page.
+MAX_START_INDEX = 2**31
 
 
 @dataclass(frozen=True)
@@ -147,9 +152,9 @@ def _listing(documents: list[dict[str, Any]], rest: list[str]) -> Outcome:
 
 def _body(req: Request) -> dict[str, Any]:
     try:
-        document = json.loads(req.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise errors.invalid_syntax("the request body is not valid JSON") from None
+        document = jsonbody.loads(req.body or b"null")
+    except jsonbody.BodyError as exc:
+        raise errors.invalid_syntax(exc.public) from None
     if not isinstance(document, dict):
         raise errors.invalid_syntax("the request body must be a JSON object")
     return document
@@ -179,7 +184,7 @@ def _query(req: Request, resource: schema.ResourceSchema, max_page: int) -> q.Qu
     count = min(max(_int(req, "count", max_page), 0), max_page)
     return q.Query(
         filter=expr,
-        start_index=max(_int(req, "startIndex", 1), 1),
+        start_index=min(max(_int(req, "startIndex", 1), 1), MAX_START_INDEX),
         count=count,
         sort_by=sort_by,
         descending=order == "descending",

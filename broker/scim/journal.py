@@ -11,8 +11,10 @@ import json
 from typing import Any
 
 from broker.core.directory_types import JournalEntry
+from broker.scim import jsonbody
 
 MAX_STORED = 16_384
+MAX_UNAUTHENTICATED_PATH = 256  # a 401 keeps no body and a short path (service._record)
 _SECRET_KEYS = frozenset({"password", "token", "secret", "authorization"})
 REDACTED = "[redacted]"
 
@@ -29,8 +31,8 @@ def redacted_body(raw: bytes) -> str | None:
     if not raw:
         return None
     try:
-        text = json.dumps(redact(json.loads(raw)), separators=(",", ":"))
-    except (ValueError, UnicodeDecodeError):
+        text = json.dumps(redact(jsonbody.loads(raw)), separators=(",", ":"))
+    except jsonbody.BodyError:  # also a body nested too deeply to walk (jsonbody.MAX_DEPTH)
         text = f"<{len(raw)} bytes, not JSON>"
     return text[:MAX_STORED]
 

@@ -182,18 +182,23 @@ def _record(
     else:
         directory_id, org_id = directory.id, directory.organization_id
     req = call.request
+    path = req.path + (f"?{req.query_string}" if req.query_string else "")
+    # Anyone can send a 401: keep what an admin needs to spot a misconfigured IdP or a
+    # probe (method, path, status, address), never what the sender chose to make large
+    # (body, User-Agent, a long query). The edge throttles them (scim.auth_failures).
+    kept = outcome.status != 401
     store.scim_journal.append(
         journal.entry(
             directory_id=directory_id,
             organization_id=org_id,
             at=now,
             method=req.method,
-            path=req.path + (f"?{req.query_string}" if req.query_string else ""),
+            path=path if kept else path[: journal.MAX_UNAUTHENTICATED_PATH],
             status=outcome.status,
-            request_body=call.journal_body,
-            response_body=outcome.body,
-            change=outcome.change,
-            user_agent=call.user_agent,
+            request_body=call.journal_body if kept else None,
+            response_body=outcome.body if kept else None,
+            change=outcome.change if kept else {},
+            user_agent=call.user_agent if kept else None,
             remote_addr=call.remote_addr,
             request_id=call.request_id,
             ms=(time.perf_counter() - call.started) * 1000,

@@ -79,8 +79,9 @@ class DirectoryGroupRepo:
         page_sql, page_params, count_sql, count_params = scim_sql.select(
             scim_sql.GROUPS, "directory_groups", "g.directory_id = ?", [directory_id], query
         )
-        total = int(self.db.scalar(count_sql, count_params) or 0)
-        rows = self.db.all(page_sql, page_params) if query.count > 0 else []
+        with scim_sql.too_complex_is_invalid():
+            total = int(self.db.scalar(count_sql, count_params) or 0)
+            rows = self.db.all(page_sql, page_params) if query.count > 0 else []
         return Page([_group(r) for r in rows], total)
 
     def list(self, directory_id: str) -> builtins.list[DirectoryGroup]:

@@ -146,8 +146,9 @@ class DirectoryUserRepo:
             [directory_id],
             query,
         )
-        total = int(self.db.scalar(count_sql, count_params) or 0)
-        rows = self.db.all(page_sql, page_params) if query.count > 0 else []
+        with scim_sql.too_complex_is_invalid():
+            total = int(self.db.scalar(count_sql, count_params) or 0)
+            rows = self.db.all(page_sql, page_params) if query.count > 0 else []
         return Page(self._with_groups(rows), total)
 
     def find_unlinked(
@@ -173,14 +174,24 @@ class DirectoryUserRepo:
     def find_for_login(
         self, organization_id: str, idp_id: str | None, email: str | None
     ) -> DirectoryUser | None:
-        """Link a login to a directory user by IdP id, externalId or email, preferring
-        users still linked to a directory, then live ones, then the newest."""
+        """Link a login to a user of the organization's *active* directory by IdP id,
+        externalId or email, preferring live users, then an IdP-id match, then the newest.
+
+        Only users the directory holds now count (callers ask only while Directory Sync
+        is on): rows unlinked when Directory Sync was turned off (directory_id NULL) say
+        nothing about today's directory (a user deprovisioned at the IdP meanwhile stays
+        'active' there forever), so they are not found and the login is refused until the
+        IdP provisions the user again (provisioning.create_user re-links the same row).
+        Tombstones ('deleted') of the directory are found, so their login is refused as
+        deactivated."""
         row = self.db.one(
-            "SELECT * FROM directory_users WHERE organization_id = ? AND ("
-            " (? IS NOT NULL AND (idp_id = ? OR external_id = ?))"
-            " OR (? IS NOT NULL AND email = ?) OR (? IS NOT NULL AND user_name = ?))"
-            " ORDER BY (directory_id IS NULL), (state = 'deleted'),"
-            " (idp_id IS NOT NULL AND idp_id = ?) DESC, updated_at DESC LIMIT 1",
+            "SELECT u.* FROM directory_users u JOIN directories d ON d.id = u.directory_id"
+            " AND d.organization_id = u.organization_id AND d.state = 'active'"
+            " WHERE u.organization_id = ? AND ("
+            " (? IS NOT NULL AND (u.idp_id = ? OR u.external_id = ?))"
+            " OR (? IS NOT NULL AND u.email = ?) OR (? IS NOT NULL AND u.user_name = ?))"
+            " ORDER BY (u.state = 'deleted'),"
+            " (u.idp_id IS NOT NULL AND u.idp_id = ?) DESC, u.updated_at DESC LIMIT 1",
             (organization_id, idp_id, idp_id, idp_id, email, email, email, email, idp_id),
         )
         return None if row is None else self._with_groups([row])[0]

@@ -11,6 +11,9 @@ SQLite's LIKE does) or `instr`/`substr` when case-exact.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,12 +72,10 @@ class Builder:
         self.params: list[Any] = []
 
     def where(self, expr: q.Expr) -> str:
-        if isinstance(expr, q.And):
-            return f"({self.where(expr.left)} AND {self.where(expr.right)})"
-        if isinstance(expr, q.Or):
-            return f"({self.where(expr.left)} OR {self.where(expr.right)})"
+        if isinstance(expr, q.And | q.Or):
+            return _chain(expr, self.where)
         if isinstance(expr, q.Not):
-            return f"(NOT COALESCE({self.where(expr.expr)}, 0))"
+            return f"({self.where(expr.expr)} IS NOT TRUE)"  # NULL too: not (a eq x)
         if isinstance(expr, q.Any):
             return self._any(expr)
         if isinstance(expr, q.In):
@@ -136,7 +137,7 @@ class Builder:
                 raise InvalidInput("membership can only be compared with eq or ne")
             self.params.append(value)
             test = self.target.membership
-            return test if op == "eq" else f"(NOT {test})"
+            return f"({test})" if op == "eq" else f"(NOT {test})"
         if field.kind == "datetime" and isinstance(value, str):
             value = _epoch(value)
         if isinstance(value, bool):
@@ -184,12 +185,10 @@ class Builder:
 
     def _element(self, expr: q.Expr) -> str:
         """A condition on one element `e.value` of a multi-valued attribute."""
-        if isinstance(expr, q.And):
-            return f"({self._element(expr.left)} AND {self._element(expr.right)})"
-        if isinstance(expr, q.Or):
-            return f"({self._element(expr.left)} OR {self._element(expr.right)})"
+        if isinstance(expr, q.And | q.Or):
+            return _chain(expr, self._element)
         if isinstance(expr, q.Not):
-            return f"(NOT COALESCE({self._element(expr.expr)}, 0))"
+            return f"({self._element(expr.expr)} IS NOT TRUE)"
         if isinstance(expr, q.Any):
             raise InvalidInput("value filters cannot be nested")
         if isinstance(expr, q.In):
@@ -210,6 +209,40 @@ class Builder:
             sql = f"json_extract({alias}.raw, ?)"
         collate = "" if sort_by.case_exact or sort_by.kind != "string" else " COLLATE NOCASE"
         return f"{sql}{collate} {direction}, {alias}.id {direction}"
+
+
+def _chain(expr: q.And | q.Or, render: Callable[[q.Expr], str]) -> str:
+    """`(a OR b OR c)`, flat, for a run of the same connective: `a or b or c` parses
+    into a left-deep tree, and one pair of parentheses per level would overflow SQLite's
+    parser stack ("parser stack overflow") long before the filter's term limit.
+    Operands are rendered left to right, so bound parameters stay in order."""
+    kind = type(expr)
+    operands: list[q.Expr] = []
+    pending: list[q.Expr] = [expr]
+    while pending:  # iterative: the tree may be as deep as the filter is long
+        node = pending.pop()
+        if isinstance(node, kind):
+            pending += [node.right, node.left]  # type: ignore[union-attr]
+        else:
+            operands.append(node)
+    word = " AND " if kind is q.And else " OR "
+    return "(" + word.join(render(operand) for operand in operands) + ")"
+
+
+# What SQLite says when a statement is too large to compile: a caller's filter, not a
+# fault of ours (the SCIM edge caps terms and nesting, so this is a safety net).
+_TOO_COMPLEX = ("parser stack overflow", "expression tree is too large", "too many sql variables")
+
+
+@contextmanager
+def too_complex_is_invalid() -> Iterator[None]:
+    """Run a filtered query; a statement SQLite cannot compile raises InvalidInput."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if any(text in str(exc).lower() for text in _TOO_COMPLEX):
+            raise InvalidInput("the filter is too complex", str(exc)) from None
+        raise
 
 
 def _epoch(text: str) -> float:

@@ -142,14 +142,3 @@ def events_of(store: Any, org_id: str, prefix: str = "dsync.") -> list[Any]:
         for e in store.events.after(0, 100_000, organization_ids=[org_id])
         if e.type.startswith(prefix)
     ]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The shared request middleware stores request["request_id"] with a str key, which
-    # aiohttp >= 3.12 warns about (NotAppKeyWarning); not this package's code, so it is
-    # silenced narrowly here until broker/web/middlewares.py moves to web.RequestKey.
-    for item in items:
-        if "/tests/scim/" in str(item.path):
-            item.add_marker(
-                pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-            )
