@@ -212,7 +212,9 @@ async def test_login(request: web.Request) -> web.StreamResponse:
 
     def start() -> tuple[str, str]:
         owned(services.store, org_id, conn_id)
-        return connections.start_test_login(services.store, services.clock, who, conn_id)
+        return connections.start_test_login(
+            services.store, services.clock, who, conn_id, config=services.login_config
+        )
 
     started = await attempt(services.run(start), notices)
     if started is None:

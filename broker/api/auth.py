@@ -4,7 +4,8 @@ Basic (RFC 6749 §2.3.1: client_id and secret form-encoded, then RFC 7617) is ch
 core.api_access in constant time. A bearer token must be a JWT signed by one of the
 broker's own keys (kid looked up in the KeyRing, RS256/ES256 only, `typ` at+jwt per
 RFC 9068 §2.1 so that an ID token cannot pass as an access token); core.api_access then
-decides on iss, aud, exp, scope and client_id. Handlers wrapped by `api_route` receive
+decides on iss, aud, exp, scope and client_id, and core.grants.token_revoked on its jti
+(RFC 7009 revocation). Handlers wrapped by `api_route` receive
 the authenticated caller and never see credentials.
 """
 
@@ -22,7 +23,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
 from broker.api.respond import ApiHandler, render_error
-from broker.core import api_access
+from broker.core import api_access, grants
 from broker.core.api_access import ApiAuthError, ApiCaller
 from broker.errors import BrokerError
 from broker.web.services import SERVICES, Services
@@ -56,9 +57,15 @@ def verify_bearer(services: Services, token: str) -> ApiCaller:
         decoded = jwt.decode(token, loaded.key, algorithms=[loaded.record.alg])
     except (JoseError, ValueError) as exc:
         raise ApiAuthError("invalid access token", f"signature: {exc}") from None
-    return api_access.authorize_bearer(
+    caller = api_access.authorize_bearer(
         services.store, decoded.claims, services.issuer, services.clock.now()
     )
+    # RFC 7009: a token the client revoked is refused at once, not when it expires
+    # (one read by its jti per call; every API token we issue has one).
+    jti = decoded.claims.get("jti")
+    if not isinstance(jti, str) or not jti or grants.token_revoked(services.store, jti):
+        raise ApiAuthError("invalid access token", "token revoked or without jti")
+    return caller
 
 
 async def authenticate(request: web.Request) -> ApiCaller:

@@ -12,6 +12,7 @@ from broker.cli.common import Command, clock, emit, load_settings, open_store, t
 from broker.clock import iso
 from broker.core import audit
 from broker.core import connections as core
+from broker.core.flows import LoginConfig
 from broker.errors import InvalidInput
 from broker.saml import endpoints, idp_settings
 from broker.saml.presets import preset_defaults
@@ -296,7 +297,15 @@ def set_options(args: argparse.Namespace, settings: Settings, store: SQLiteStore
 def test_login_url(args: argparse.Namespace, settings: Settings, store: SQLiteStore) -> int:
     """SAML or OIDC alike: the core picks the start path by connection type, and refuses a
     draft that still lacks its IdP settings."""
-    flow_id, path = core.start_test_login(store, clock, audit.CLI, args.connection)
+    get = settings.get
+    config = LoginConfig(  # the same settings as broker.web.services.Services.login_config
+        issuer=settings.public_url,
+        code_ttl=int(get("oidc.code_ttl_seconds")),
+        session_ttl=int(get("oidc.session_ttl_seconds")),
+        flow_ttl=int(get("oidc.flow_ttl_seconds")),
+        refresh_ttl=int(get("oidc.refresh_token_ttl_seconds")),
+    )
+    flow_id, path = core.start_test_login(store, clock, audit.CLI, args.connection, config=config)
     url = settings.public_url + path
     result = {
         "url": url,

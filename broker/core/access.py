@@ -1,10 +1,11 @@
 """Taking access away: ending broker sessions and revoking a user (DESIGN §6).
 
 Whenever a user must lose access (RP-initiated logout, a directory user deactivated or
-deleted, SSO switched off) the broker ends the user's broker sessions, revokes their
-refresh tokens and queues an OpenID Connect Back-Channel Logout 1.0 notice for every
-client that got tokens in an affected session. broker.oidc.backchannel signs and POSTs
-the logout tokens after commit (an outbox, as for events).
+deleted, SSO switched off, the user's connection deactivated) the broker ends the user's
+broker sessions, revokes their refresh tokens and queues an OpenID Connect Back-Channel
+Logout 1.0 notice for every client that got tokens in an affected session.
+broker.oidc.backchannel signs and POSTs the logout tokens after commit (an outbox, as
+for events).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ def _queue_logouts(store: Store, now: float, session_id: str, reason: str) -> in
     return queued
 
 
-def end_session(store: Store, clock: Clock, session_id: str, *, reason: str,
-                actor: audit.Actor = audit.SYSTEM) -> bool:
+def end_session(
+    store: Store, clock: Clock, session_id: str, *, reason: str, actor: audit.Actor = audit.SYSTEM
+) -> bool:
     """End one broker session: its refresh tokens are revoked and each client that got
     tokens in it hears of it by back-channel logout. False if it had already ended."""
     now = clock.now()
@@ -34,15 +36,59 @@ def end_session(store: Store, clock: Clock, session_id: str, *, reason: str,
         session = store.sessions.get(session_id)
         revoked = grants.revoke_session_tokens(store, now, session_id, reason)
         queued = _queue_logouts(store, now, session_id, reason)
-        audit.record(store, actor, "session.ended", now, organization_id=session.organization_id,
-                     target=session_id, reason=reason, tokens_revoked=revoked,
-                     logouts_queued=queued)
+        audit.record(
+            store,
+            actor,
+            "session.ended",
+            now,
+            organization_id=session.organization_id,
+            target=session_id,
+            reason=reason,
+            tokens_revoked=revoked,
+            logouts_queued=queued,
+        )
     return True
 
 
-def revoke_user(store: Store, clock: Clock, *, organization_id: str, email: str | None = None,
-                directory_user_id: str | None = None, reason: str,
-                actor: audit.Actor = audit.SYSTEM) -> int:
+def end_connection_sessions(
+    store: Store, now: float, connection_id: str, *, reason: str, actor: audit.Actor = audit.SYSTEM
+) -> int:
+    """A connection was deactivated: every session it started ends, their refresh tokens
+    are revoked and clients hear of it by back-channel logout (call inside the
+    transaction that deactivates it). Returns how many sessions ended."""
+    ended = 0
+    with store.transaction():
+        for session_id in store.sessions.unended_for_connection(connection_id):
+            if not store.sessions.end(session_id, now, reason):
+                continue
+            session = store.sessions.get(session_id)
+            revoked = grants.revoke_session_tokens(store, now, session_id, reason)
+            queued = _queue_logouts(store, now, session_id, reason)
+            audit.record(
+                store,
+                actor,
+                "session.ended",
+                now,
+                organization_id=session.organization_id,
+                target=session_id,
+                reason=reason,
+                tokens_revoked=revoked,
+                logouts_queued=queued,
+            )
+            ended += 1
+    return ended
+
+
+def revoke_user(
+    store: Store,
+    clock: Clock,
+    *,
+    organization_id: str,
+    email: str | None = None,
+    directory_user_id: str | None = None,
+    reason: str,
+    actor: audit.Actor = audit.SYSTEM,
+) -> int:
     """The user loses access now: sessions end, refresh tokens are revoked, back-channel
     logouts are queued. Matches by email (case-insensitive) or directory user id.
     Returns the number of sessions and token families affected."""
@@ -58,7 +104,8 @@ def revoke_user(store: Store, clock: Clock, *, organization_id: str, email: str 
             _queue_logouts(store, now, session.id, reason)
             touched.add(session.id)
         for client_id, session_id, subject in store.grants.revoke_user(
-                organization_id, email, directory_user_id, now, reason):
+            organization_id, email, directory_user_id, now, reason
+        ):
             if session_id not in touched:  # a session that expired on its own
                 grants.revoke_session_tokens(store, now, session_id, reason)
             client = store.clients.get(client_id)
@@ -66,7 +113,14 @@ def revoke_user(store: Store, clock: Clock, *, organization_id: str, email: str 
                 store.logout_outbox.enqueue(client_id, session_id, subject, reason, now)
             touched.add(session_id)
         if touched:
-            audit.record(store, actor, "user.access_revoked", now,
-                         organization_id=organization_id, target=directory_user_id or email,
-                         reason=reason, sessions=sorted(touched))
+            audit.record(
+                store,
+                actor,
+                "user.access_revoked",
+                now,
+                organization_id=organization_id,
+                target=directory_user_id or email,
+                reason=reason,
+                sessions=sorted(touched),
+            )
     return len(touched)

@@ -4,6 +4,8 @@ States (DESIGN §2): draft → active ↔ inactive. Activation needs a successfu
 (`tested_at`, stamped by core.login when a test login passes) unless the admin says
 `without_test`, which is written on the connection and in the audit log (core.policy
 honours the flag). Events `connection.*` are recorded in the same transaction as the change.
+Deactivating a connection ends the broker sessions it started, revokes their refresh
+tokens and queues back-channel logouts (core.access, DESIGN §6).
 
 SAML settings live in `config` (JSON); which keys exist and what values they take is
 declared here as data (`SAML_OPTIONS`), so that the CLI, the UI and the ACS read one list.
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.clock import Clock, iso
-from broker.core import audit, events
+from broker.core import access, audit, events
+from broker.core.flows import LoginConfig
 from broker.core.models import Connection, ConnectionType
 from broker.core.ports import SamlLoginAttempt, Store
 from broker.errors import InvalidInput, PolicyError
@@ -44,6 +47,10 @@ PRESETS: tuple[str, ...] = (
 )
 TYPES: tuple[ConnectionType, ...] = ("saml", "oidc")
 RECENT_ATTEMPTS_KEPT = 50
+# Refusals before an IdP signature verified: at most this many kept per connection per
+# window (the rest are only logged), so junk POSTs cannot crowd out real attempts.
+UNVERIFIED_BURST = 20
+UNVERIFIED_WINDOW = 60.0
 CERT_EXPIRY_WARNING_SECONDS = 30 * 86400
 
 
@@ -329,6 +336,10 @@ def deactivate(store: Store, clock: Clock, actor: audit.Actor, connection_id: st
         if connection.state != "active":
             return connection
         connection = store.connections.update(connection_id, state="inactive", updated_at=now)
+        # Its users lose access at once, not when their refresh tokens expire (DESIGN §6).
+        ended = access.end_connection_sessions(
+            store, now, connection_id, reason="connection_deactivated", actor=actor
+        )
         events.record(
             store, "connection.deactivated", connection.organization_id, describe(connection), now
         )
@@ -339,6 +350,7 @@ def deactivate(store: Store, clock: Clock, actor: audit.Actor, connection_id: st
             now,
             organization_id=connection.organization_id,
             target=connection_id,
+            sessions_ended=ended,
         )
     return connection
 
@@ -387,7 +399,7 @@ def require_settings(connection: Connection) -> None:
 
 
 def start_test_login(
-    store: Store, clock: Clock, actor: audit.Actor, connection_id: str
+    store: Store, clock: Clock, actor: audit.Actor, connection_id: str, *, config: LoginConfig
 ) -> tuple[str, str]:
     """(flow id, path that starts it at the IdP) for the admin's test login; refused while
     the connection lacks its IdP settings. The result is shown at
@@ -396,7 +408,7 @@ def start_test_login(
 
     connection = store.connections.get(connection_id)
     require_settings(connection)
-    flow_id = login.create_test_login(store, clock, connection.id, actor)
+    flow_id = login.create_test_login(store, clock, connection.id, actor, config)
     path = login.UPSTREAM_PATHS[connection.type].format(
         connection_id=connection.id, flow_id=flow_id
     )
@@ -414,6 +426,23 @@ def test_result_path(connection_id: str, flow_id: str) -> str:
 
 def record_attempt(store: Store, attempt: SamlLoginAttempt) -> None:
     store.saml.record_attempt(attempt, RECENT_ATTEMPTS_KEPT)
+
+
+def record_unverified_attempt(store: Store, attempt: SamlLoginAttempt) -> bool:
+    """Keep an attempt nobody authenticated (junk at a public ACS address), at most
+    UNVERIFIED_BURST per connection per UNVERIFIED_WINDOW seconds; False when throttled.
+    The read and the write share one transaction, so workers cannot both slip past."""
+    with store.transaction():
+        recent = store.saml.attempts(attempt.connection_id, UNVERIFIED_BURST)
+        burst = [
+            a
+            for a in recent
+            if a.detail.get("unverified") and attempt.at - a.at < UNVERIFIED_WINDOW
+        ]
+        if len(burst) >= UNVERIFIED_BURST:
+            return False
+        record_attempt(store, attempt)
+    return True
 
 
 def recent_attempts(store: Store, connection_id: str, limit: int = 20) -> list[SamlLoginAttempt]:

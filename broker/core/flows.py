@@ -20,33 +20,15 @@ from broker.errors import LoginRefused, NotFound
 class LoginConfig:
     """Settings of the login core: the issuer (public URL) and the `oidc.*` lifetimes.
 
-    Callers pass one explicitly (`config=`; the edges build it once per app from the
-    settings, broker.web.services.Services.login_config). A call without one falls back
-    to the process-wide value that `configure` sets at start-up: that fallback keeps
-    older callers working and goes away once every caller passes its own."""
+    Every caller passes one explicitly (`config=`; the edges build it once per app from
+    the settings, broker.web.services.Services.login_config). There is no process-wide
+    value: two apps in one process never see each other's settings."""
 
     issuer: str = "http://127.0.0.1:8080"
     code_ttl: int = 60
     session_ttl: int = 8 * 3600
     flow_ttl: int = 600
     refresh_ttl: int = 30 * 86400
-
-
-_config = LoginConfig()
-
-
-def configure(config: LoginConfig) -> None:
-    global _config
-    _config = config
-
-
-def config() -> LoginConfig:
-    return _config
-
-
-def resolve(config: LoginConfig | None) -> LoginConfig:
-    """The explicit config when given, else the process-wide fallback."""
-    return config if config is not None else _config
 
 
 @dataclass(frozen=True)
@@ -83,15 +65,35 @@ class AuthorizeRequest:
         return cls(**values)
 
 
-def create(store: Store, now: float, *, kind: str, status: str, client_id: str | None = None,
-           organization_id: str | None = None, connection_id: str | None = None,
-           request: dict[str, Any] | None = None, ttl: float | None = None,
-           flow_id: str, config: LoginConfig | None = None) -> Flow:
-    flow = Flow(id=flow_id, kind=kind, status=status,  # type: ignore[arg-type]
-                client_id=client_id, organization_id=organization_id,
-                connection_id=connection_id, request=request or {}, upstream={}, result=None,
-                error=None, created_at=now, updated_at=now,
-                expires_at=now + (resolve(config).flow_ttl if ttl is None else ttl))
+def create(
+    store: Store,
+    now: float,
+    *,
+    kind: str,
+    status: str,
+    client_id: str | None = None,
+    organization_id: str | None = None,
+    connection_id: str | None = None,
+    request: dict[str, Any] | None = None,
+    ttl: float | None = None,
+    flow_id: str,
+    config: LoginConfig,
+) -> Flow:
+    flow = Flow(
+        id=flow_id,
+        kind=kind,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        client_id=client_id,
+        organization_id=organization_id,
+        connection_id=connection_id,
+        request=request or {},
+        upstream={},
+        result=None,
+        error=None,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + (config.flow_ttl if ttl is None else ttl),
+    )
     store.flows.create(flow)
     return flow
 
@@ -101,27 +103,83 @@ def load_live(store: Store, flow_id: str, now: float) -> Flow:
     try:
         flow = store.flows.get(flow_id)
     except NotFound:
-        raise LoginRefused("flow_unknown", "This sign-in link is not valid. Start again from "
-                           "the application.", f"flow {flow_id!r} not found") from None
+        raise LoginRefused(
+            "flow_unknown",
+            "This sign-in link is not valid. Start again from the application.",
+            f"flow {flow_id!r} not found",
+        ) from None
     if flow.expires_at <= now:
-        raise LoginRefused("flow_expired", "This sign-in took too long. Start again from the "
-                           "application.", f"flow {flow_id} expired at {flow.expires_at}")
+        raise LoginRefused(
+            "flow_expired",
+            "This sign-in took too long. Start again from the application.",
+            f"flow {flow_id} expired at {flow.expires_at}",
+        )
     return flow
 
 
-def record_refusal(store: Store, now: float, actor: audit.Actor, exc: LoginRefused, *,
-                   flow: Flow | None, organization_id: str | None,
-                   connection_id: str | None) -> None:
-    """Write a refusal on the flow row, the audit log and the event feed."""
+def record_test_refusal(store: Store, now: float, exc: LoginRefused, flow: Flow) -> None:
+    """Only the admin's test-login flow row hears of a refusal nobody authenticated (a
+    response before its signature verified): its result page says which check failed.
+    No audit row and no event, so junk POSTs cannot grow the store or reach Exec."""
+    if flow.kind != "test_login":
+        return
+    with store.transaction():
+        store.flows.update(
+            flow.id,
+            status="refused",
+            error=exc.reason,
+            updated_at=now,
+            result={"reason": exc.reason, "detail": exc.detail},
+        )
+
+
+def record_refusal(
+    store: Store,
+    now: float,
+    actor: audit.Actor,
+    exc: LoginRefused,
+    *,
+    flow: Flow | None,
+    organization_id: str | None,
+    connection_id: str | None,
+    event: bool = True,
+) -> None:
+    """Write a real user's refused login on the flow row, the audit log and (unless
+    `event=False`) the event feed. Callers only come here once the IdP's answer was
+    authentic (signature verified, state bound to the browser): refusals of
+    unauthenticated input must not write per request (see `record_test_refusal`)."""
     with store.transaction():
         if flow is not None:
-            store.flows.update(flow.id, status="refused", error=exc.reason, updated_at=now,
-                               result={"reason": exc.reason, "detail": exc.detail})
-        audit.record(store, actor, "login.refused", now, organization_id=organization_id,
-                     target=connection_id, flow_id=flow.id if flow else None,
-                     reason=exc.reason, detail=exc.detail)
-        if organization_id is not None:
-            events.record(store, "authentication.sso_failed", organization_id, {
-                "object": "authentication_event", "type": "sso", "status": "failed",
-                "connection_id": connection_id, "organization_id": organization_id,
-                "error": {"code": exc.reason, "message": exc.public}}, now)
+            store.flows.update(
+                flow.id,
+                status="refused",
+                error=exc.reason,
+                updated_at=now,
+                result={"reason": exc.reason, "detail": exc.detail},
+            )
+        audit.record(
+            store,
+            actor,
+            "login.refused",
+            now,
+            organization_id=organization_id,
+            target=connection_id,
+            flow_id=flow.id if flow else None,
+            reason=exc.reason,
+            detail=exc.detail,
+        )
+        if event and organization_id is not None:
+            events.record(
+                store,
+                "authentication.sso_failed",
+                organization_id,
+                {
+                    "object": "authentication_event",
+                    "type": "sso",
+                    "status": "failed",
+                    "connection_id": connection_id,
+                    "organization_id": organization_id,
+                    "error": {"code": exc.reason, "message": exc.public},
+                },
+                now,
+            )

@@ -9,6 +9,14 @@
 - A refresh token is rotated on every use; presenting a rotated one again revokes its
   whole family (the thief and the victim both lose it, and the victim signs in again).
 
+- Nothing is issued from a broker session that has ended (logout, deprovisioning, SSO
+  off, connection deactivated) or whose policy no longer admits it (profiles.
+  session_refusal: connection inactive, domain unverified, directory user gone or
+  inactive): checked when the code or refresh token is read, and again inside the
+  transaction that records the new refresh token, so a revocation that commits in
+  between wins (DESIGN §4, §6: deprovisioning reaches Exec at once). A code issued
+  before a logout is thus worthless after it, and no refresh token outlives its user.
+
 - Access tokens are self-contained RFC 9068 JWTs: issuing one writes nothing (the
   exchange's one transaction holds only the code and refresh token). Revocation writes
   a row instead: for one token (its `jti`), for a grant (code replay, refresh reuse,
@@ -24,7 +32,7 @@ import contextlib
 
 from broker.clock import Clock
 from broker.core import audit
-from broker.core.flows import AuthorizeRequest, LoginConfig, resolve
+from broker.core.flows import AuthorizeRequest, LoginConfig
 from broker.core.ports import (
     AccessTokenRecord,
     AuthCode,
@@ -32,6 +40,7 @@ from broker.core.ports import (
     RefreshTokenRecord,
     Store,
 )
+from broker.core.profiles import session_refusal
 from broker.errors import AlreadyExists, NotFound
 from broker.ids import hash_token, new_id, new_token
 
@@ -41,18 +50,35 @@ MAX_ACCESS_TTL = 86400
 _GRANT, _SESSION = "grant:", "session:"  # never clash with a jti (32 hex digits)
 
 
-def issue_code(store: Store, now: float, *, request: AuthorizeRequest, session: BrokerSession,
-               flow_id: str | None, config: LoginConfig | None = None) -> str:
+def issue_code(
+    store: Store,
+    now: float,
+    *,
+    request: AuthorizeRequest,
+    session: BrokerSession,
+    flow_id: str | None,
+    config: LoginConfig,
+) -> str:
     """Mint a one-time code for this request and session; return it (shown once)."""
     code = new_token(32)
-    store.grants.create_code(hash_token(code), AuthCode(
-        grant_id=new_id("fam"), client_id=request.client_id, session_id=session.id,
-        flow_id=flow_id, redirect_uri=request.redirect_uri,
-        code_challenge=request.code_challenge or "",
-        code_challenge_method=request.code_challenge_method or "",
-        nonce=request.nonce, scope=request.scope, claims=dict(session.claims),
-        auth_time=session.auth_time, created_at=now,
-        expires_at=now + resolve(config).code_ttl))
+    store.grants.create_code(
+        hash_token(code),
+        AuthCode(
+            grant_id=new_id("fam"),
+            client_id=request.client_id,
+            session_id=session.id,
+            flow_id=flow_id,
+            redirect_uri=request.redirect_uri,
+            code_challenge=request.code_challenge or "",
+            code_challenge_method=request.code_challenge_method or "",
+            nonce=request.nonce,
+            scope=request.scope,
+            claims=dict(session.claims),
+            auth_time=session.auth_time,
+            created_at=now,
+            expires_at=now + config.code_ttl,
+        ),
+    )
     store.sessions.add_client(session.id, request.client_id, session.claims["sub"], now)
     return code
 
@@ -61,8 +87,22 @@ class AlreadyUsed(Exception):
     """Another request consumed the code or rotated the refresh token first."""
 
 
-def peek_code(store: Store, clock: Clock, client_id: str, code: str,
-              actor: audit.Actor = audit.SYSTEM) -> AuthCode | None:
+class SessionEnded(Exception):
+    """The grant's broker session ended, or policy no longer admits its user."""
+
+
+def grant_refusal(store: Store, session_id: str) -> str | None:
+    """Why no token may be issued in this session now (None: it may)."""
+    try:
+        session = store.sessions.get(session_id)
+    except NotFound:
+        return f"session {session_id} not found"
+    return session_refusal(store, session)
+
+
+def peek_code(
+    store: Store, clock: Clock, client_id: str, code: str, actor: audit.Actor = audit.SYSTEM
+) -> AuthCode | None:
     """The code's grant if it is unused, unexpired and this client's (read only: it is
     consumed by `record_issued`, in the transaction that records the tokens). A code
     that was already used revokes the tokens its first use produced."""
@@ -73,14 +113,24 @@ def peek_code(store: Store, clock: Clock, client_id: str, code: str,
     if known.consumed_at is not None:
         with store.transaction():
             revoked = revoke_grant(store, now, known.grant_id, "code_replayed")
-            audit.record(store, actor, "oauth.code_replayed", now, target=client_id,
-                         grant_id=known.grant_id, tokens_revoked=revoked)
+            audit.record(
+                store,
+                actor,
+                "oauth.code_replayed",
+                now,
+                target=client_id,
+                grant_id=known.grant_id,
+                tokens_revoked=revoked,
+            )
         return None
-    return known if known.expires_at > now else None
+    if known.expires_at <= now or grant_refusal(store, known.session_id) is not None:
+        return None
+    return known
 
 
-def peek_refresh(store: Store, clock: Clock, client_id: str, token: str,
-                 actor: audit.Actor = audit.SYSTEM) -> RefreshTokenRecord | None:
+def peek_refresh(
+    store: Store, clock: Clock, client_id: str, token: str, actor: audit.Actor = audit.SYSTEM
+) -> RefreshTokenRecord | None:
     """The refresh token's record if live and this client's (rotated by `record_issued`).
     Reuse of a rotated token revokes its family."""
     now = clock.now()
@@ -90,36 +140,71 @@ def peek_refresh(store: Store, clock: Clock, client_id: str, token: str,
     if known.rotated_at is not None:
         with store.transaction():
             revoked = revoke_grant(store, now, known.family_id, "refresh_reused")
-            audit.record(store, actor, "oauth.refresh_reused", now,
-                         organization_id=known.organization_id or None, target=client_id,
-                         family_id=known.family_id, tokens_revoked=revoked)
+            audit.record(
+                store,
+                actor,
+                "oauth.refresh_reused",
+                now,
+                organization_id=known.organization_id or None,
+                target=client_id,
+                family_id=known.family_id,
+                tokens_revoked=revoked,
+            )
         return None
-    return known if known.expires_at > now else None
+    if known.expires_at <= now or grant_refusal(store, known.session_id) is not None:
+        return None
+    return known
 
 
-def record_issued(store: Store, now: float, *, grant_id: str, client_id: str,
-                  session_id: str, claims: dict[str, object], scope: str, auth_time: float,
-                  refresh_token: str | None, code: str | None = None,
-                  spent_refresh: str | None = None, config: LoginConfig | None = None) -> None:
-    """In ONE write transaction: consume the code (or rotate the presented refresh
-    token) atomically and remember the new refresh token (its hash). Raises AlreadyUsed
-    when another request won the race, and then nothing is recorded. The access token
-    needs no row (module docstring)."""
+def record_issued(
+    store: Store,
+    now: float,
+    *,
+    grant_id: str,
+    client_id: str,
+    session_id: str,
+    claims: dict[str, object],
+    scope: str,
+    auth_time: float,
+    refresh_token: str | None,
+    code: str | None = None,
+    config: LoginConfig,
+    spent_refresh: str | None = None,
+) -> None:
+    """In ONE write transaction: check the session still admits tokens, consume the code
+    (or rotate the presented refresh token) atomically and remember the new refresh token
+    (its hash). Raises SessionEnded when a logout or deprovisioning committed since the
+    code or token was read, AlreadyUsed when another request won the race; then nothing
+    is recorded. The access token needs no row (module docstring)."""
     with store.transaction():
-        if code is not None and store.grants.consume_code(hash_token(code), client_id,
-                                                          now) is None:
+        refusal = grant_refusal(store, session_id)
+        if refusal is not None:
+            raise SessionEnded(refusal)
+        if code is not None and store.grants.consume_code(hash_token(code), client_id, now) is None:
             raise AlreadyUsed("authorization code already used")
-        if spent_refresh is not None and store.grants.rotate_refresh(
-                hash_token(spent_refresh), client_id, now) is None:
+        if (
+            spent_refresh is not None
+            and store.grants.rotate_refresh(hash_token(spent_refresh), client_id, now) is None
+        ):
             raise AlreadyUsed("refresh token already used")
         if refresh_token is not None:
-            store.grants.create_refresh(hash_token(refresh_token), RefreshTokenRecord(
-                family_id=grant_id, client_id=client_id, session_id=session_id,
-                organization_id=str(claims.get("org_id", "")), subject=str(claims["sub"]),
-                email=_str_or_none(claims.get("email")),
-                directory_user_id=_str_or_none(claims.get("directory_user_id")),
-                scope=scope, claims=dict(claims), auth_time=auth_time, created_at=now,
-                expires_at=now + resolve(config).refresh_ttl))
+            store.grants.create_refresh(
+                hash_token(refresh_token),
+                RefreshTokenRecord(
+                    family_id=grant_id,
+                    client_id=client_id,
+                    session_id=session_id,
+                    organization_id=str(claims.get("org_id", "")),
+                    subject=str(claims["sub"]),
+                    email=_str_or_none(claims.get("email")),
+                    directory_user_id=_str_or_none(claims.get("directory_user_id")),
+                    scope=scope,
+                    claims=dict(claims),
+                    auth_time=auth_time,
+                    created_at=now,
+                    expires_at=now + config.refresh_ttl,
+                ),
+            )
 
 
 def find_refresh(store: Store, client_id: str, token: str) -> RefreshTokenRecord | None:
@@ -146,19 +231,33 @@ def revoke_grant(store: Store, now: float, grant_id: str, reason: str) -> int:
 def revoke_session_tokens(store: Store, now: float, session_id: str, reason: str) -> int:
     """Every refresh and access token issued in a session (call inside a transaction)."""
     revoked = store.grants.revoke_session(session_id, now, reason)
-    _deny(store, now, _SESSION + session_id, session_id=session_id,
-          expires_at=now + MAX_ACCESS_TTL)
+    _deny(store, now, _SESSION + session_id, session_id=session_id, expires_at=now + MAX_ACCESS_TTL)
     return revoked
 
 
-def revoke_access(store: Store, clock: Clock, *, jti: str, client_id: str,
-                  session_id: str | None, grant_id: str | None, expires_at: float) -> None:
+def revoke_access(
+    store: Store,
+    clock: Clock,
+    *,
+    jti: str,
+    client_id: str,
+    session_id: str | None,
+    grant_id: str | None,
+    expires_at: float,
+) -> None:
     """RFC 7009: one access token (already verified as ours) is revoked by its jti."""
     now = clock.now()
     with store.transaction():
         if not store.grants.revoke_access(jti, now):  # a row from before self-contained tokens
-            _deny(store, now, jti, client_id=client_id, session_id=session_id or "",
-                  grant_id=grant_id or "", expires_at=expires_at)
+            _deny(
+                store,
+                now,
+                jti,
+                client_id=client_id,
+                session_id=session_id or "",
+                grant_id=grant_id or "",
+                expires_at=expires_at,
+            )
 
 
 def token_revoked(store: Store, jti: str) -> bool:
@@ -168,8 +267,7 @@ def token_revoked(store: Store, jti: str) -> bool:
     return record is not None and record.revoked_at is not None
 
 
-def access_claims(store: Store, claims: dict[str, object],
-                  now: float) -> dict[str, object] | None:
+def access_claims(store: Store, claims: dict[str, object], now: float) -> dict[str, object] | None:
     """The user claims behind an access token whose signature, issuer, audience and
     expiry the edge verified (for userinfo), or None when it was revoked: its jti, its
     grant or its session, or the session has ended."""
@@ -190,12 +288,29 @@ def access_claims(store: Store, claims: dict[str, object],
     return dict(session.claims)
 
 
-def _deny(store: Store, now: float, key: str, *, expires_at: float, client_id: str = "",
-          session_id: str = "", grant_id: str = "") -> None:
+def _deny(
+    store: Store,
+    now: float,
+    key: str,
+    *,
+    expires_at: float,
+    client_id: str = "",
+    session_id: str = "",
+    grant_id: str = "",
+) -> None:
     with contextlib.suppress(AlreadyExists):  # already revoked
-        store.grants.create_access(AccessTokenRecord(
-            jti=key, grant_id=grant_id, client_id=client_id, session_id=session_id,
-            claims={}, created_at=now, expires_at=expires_at, revoked_at=now))
+        store.grants.create_access(
+            AccessTokenRecord(
+                jti=key,
+                grant_id=grant_id,
+                client_id=client_id,
+                session_id=session_id,
+                claims={},
+                created_at=now,
+                expires_at=expires_at,
+                revoked_at=now,
+            )
+        )
 
 
 def _str_or_none(value: object) -> str | None:

@@ -447,6 +447,11 @@ class SessionRepo(Protocol):
     def live_for_user(
         self, organization_id: str, email: str | None, directory_user_id: str | None, now: float
     ) -> builtins.list[BrokerSession]: ...
+    def unended_for_connection(self, connection_id: str) -> builtins.list[str]:
+        """Ids of the connection's sessions not ended yet (expired ones included: their
+        refresh tokens may still be live)."""
+        ...
+
     def add_client(self, session_id: str, client_id: str, subject: str, now: float) -> None: ...
     def clients(self, session_id: str) -> builtins.list[tuple[str, str]]:
         """(client_id, subject) of the clients that got tokens in this session."""

@@ -6,6 +6,10 @@ different across organizations (so one IdP subject never maps to two tenants' us
 and needs no table or write on the login path. It reveals neither the IdP subject nor
 the organization.
 
+`session_refusal` re-applies the login's policy to a broker session later on (answering
+an authorize request from it, redeeming a code, refreshing): policy may have changed
+since the login, and a deprovisioned user must lose access at once (DESIGN §4, §6).
+
 The domain rule: the email an IdP asserts must be at a VERIFIED domain of the
 organization that owns the connection, else the login is refused (no cross-tenant
 takeover by a misconfigured or hostile IdP). So `email_verified` is true on every token
@@ -21,8 +25,8 @@ from typing import Any
 from broker.core import domains
 from broker.core.discovery import email_domain
 from broker.core.models import Connection, DirectoryUser, Organization, UpstreamIdentity
-from broker.core.ports import Store
-from broker.errors import LoginRefused
+from broker.core.ports import BrokerSession, Store
+from broker.errors import LoginRefused, NotFound
 
 
 def subject_for(organization_id: str, idp_subject: str) -> str:
@@ -33,8 +37,11 @@ def subject_for(organization_id: str, idp_subject: str) -> str:
 def normalized_email(identity: UpstreamIdentity) -> str:
     email = (identity.email or "").strip()
     if not email or email.count("@") != 1 or not email_domain(email):
-        raise LoginRefused("email_missing", "Your identity provider did not send a usable email "
-                           "address.", f"email attribute was {identity.email!r}")
+        raise LoginRefused(
+            "email_missing",
+            "Your identity provider did not send a usable email address.",
+            f"email attribute was {identity.email!r}",
+        )
     local, domain = email.split("@")
     return f"{local}@{domain.lower()}"
 
@@ -46,11 +53,17 @@ def check_domain(store: Store, organization_id: str, email: str) -> None:
         raise LoginRefused(
             "domain_not_verified",
             f"Sign-in with an address at {domain} is not allowed for this organization.",
-            f"email domain {domain!r} is not a verified domain of {organization_id}")
+            f"email domain {domain!r} is not a verified domain of {organization_id}",
+        )
 
 
-def build_claims(org: Organization, connection: Connection, identity: UpstreamIdentity,
-                 email: str, user: DirectoryUser | None) -> dict[str, Any]:
+def build_claims(
+    org: Organization,
+    connection: Connection,
+    identity: UpstreamIdentity,
+    email: str,
+    user: DirectoryUser | None,
+) -> dict[str, Any]:
     """The user claims of DESIGN §5 (the token layer adds iss, aud, exp, iat, nonce, sid)."""
     given = (user.given_name if user and user.given_name else identity.given_name) or None
     family = (user.family_name if user and user.family_name else identity.family_name) or None
@@ -82,11 +95,42 @@ def build_claims(org: Organization, connection: Connection, identity: UpstreamId
 def identity_summary(identity: UpstreamIdentity) -> dict[str, Any]:
     """What the admin sees of a test login: everything the IdP sent, nothing secret."""
     return {
-        "idp_subject": identity.idp_subject, "email": identity.email,
-        "given_name": identity.given_name, "family_name": identity.family_name,
-        "groups": list(identity.groups), "groups_overage": identity.groups_overage,
-        "email_verified_by_idp": identity.email_verified_by_idp, "acr": identity.acr,
+        "idp_subject": identity.idp_subject,
+        "email": identity.email,
+        "given_name": identity.given_name,
+        "family_name": identity.family_name,
+        "groups": list(identity.groups),
+        "groups_overage": identity.groups_overage,
+        "email_verified_by_idp": identity.email_verified_by_idp,
+        "acr": identity.acr,
         "amr": list(identity.amr),
         # Round-trip through JSON so that odd values (datetimes, bytes) become text.
         "raw_attributes": json.loads(json.dumps(identity.raw_attributes, default=str)),
     }
+
+
+def session_refusal(store: Store, session: BrokerSession) -> str | None:
+    """Why nothing more may be issued from this broker session, or None when it may: the
+    session ended (logout, deprovisioning, SSO off, connection deactivated), its
+    connection is no longer active, SSO is off, its email's domain is no longer verified
+    for the organization, or (Directory Sync on) the directory user is gone or inactive.
+    Expiry is the caller's business: a refresh token outlives its session on purpose."""
+    if session.ended_at is not None:
+        return f"session ended ({session.end_reason})"
+    try:
+        connection = store.connections.get(session.connection_id)
+        org = store.organizations.get(session.organization_id)
+    except NotFound:
+        return "connection or organization removed"
+    if connection.state != "active":
+        return f"connection {connection.id} is {connection.state}"
+    if not org.sso_enabled:
+        return f"{org.id} has SSO off"
+    domain = email_domain(session.email or "") or ""
+    if not domains.is_verified_for(store, org.id, domain):
+        return f"email domain {domain!r} is no longer verified for {org.id}"
+    if org.dsync_enabled:
+        user = store.users.find_for_login(org.id, session.claims.get("idp_id"), session.email)
+        if user is None or user.state != "active":
+            return "directory user " + ("missing" if user is None else f"{user.id} {user.state}")
+    return None

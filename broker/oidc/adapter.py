@@ -38,8 +38,14 @@ class AiohttpOAuth2Request(OAuth2Request):  # type: ignore[misc]
     """An OAuth2Request built from what aiohttp already parsed. `uri` is the issuer-based
     URL of the endpoint (the issuer is never taken from the Host header, DESIGN §7)."""
 
-    def __init__(self, method: str, uri: str, headers: Mapping[str, str],
-                 query: Mapping[str, str], form: MultiDict[str]) -> None:
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        form: MultiDict[str],
+    ) -> None:
         super().__init__(method=method, uri=uri, headers=CIMultiDict(headers))
         self._query = MultiDict(query)
         self._form = form
@@ -62,8 +68,9 @@ async def oauth2_request(request: web.Request, issuer: str) -> AiohttpOAuth2Requ
     if request.method == "POST":
         posted: MultiDictProxy[Any] = await request.post()
         form = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
-    return AiohttpOAuth2Request(request.method, issuer + request.path, request.headers,
-                                request.query, form)
+    return AiohttpOAuth2Request(
+        request.method, issuer + request.path, request.headers, request.query, form
+    )
 
 
 def to_response(status: int, body: Any, headers: list[tuple[str, str]]) -> web.Response:

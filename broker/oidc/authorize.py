@@ -28,8 +28,11 @@ def actor(request: web.Request) -> Actor:
 
 async def _params(request: web.Request) -> dict[str, str] | None:
     """The request's parameters, or None when one is repeated (RFC 6749 §3.1)."""
-    items = list((await request.post()).items()) if request.method == "POST" \
+    items = (
+        list((await request.post()).items())
+        if request.method == "POST"
         else list(request.query.items())
+    )
     params: dict[str, str] = {}
     for key, value in items:
         if not isinstance(value, str) or key in params:
@@ -65,13 +68,26 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     except AuthorizeError as exc:
         return _error(request, services, redirect_uri, mode, exc.error, exc.description, state)
     try:
-        step = await services.run(login.begin_authorize, services.store, services.clock, authz,
-                                  read_session_cookie(request, services.settings),
-                                  actor(request), services.login_config)
+        step = await services.run(
+            login.begin_authorize,
+            services.store,
+            services.clock,
+            authz,
+            read_session_cookie(request, services.settings),
+            actor(request),
+            services.login_config,
+        )
     except LoginRefused as exc:
         if exc.reason == "login_required":
-            return _error(request, services, redirect_uri, authz.response_mode,
-                          "login_required", exc.public, state)
+            return _error(
+                request,
+                services,
+                redirect_uri,
+                authz.response_mode,
+                "login_required",
+                exc.public,
+                state,
+            )
         return error_page(request, exc.public, status=403)
     if isinstance(step, login.NextStep):
         raise web.HTTPFound(step.path)
@@ -85,26 +101,50 @@ async def answer(request: web.Request, services: Services, step: login.Answer) -
         params["code"] = step.code
     else:
         claims = dict(step.id_token_claims or {})
-        nonce, auth_time, sid = claims.pop("nonce", None), claims.pop("auth_time", None), \
-            claims.pop("sid", None)
+        nonce, auth_time, sid = (
+            claims.pop("nonce", None),
+            claims.pop("auth_time", None),
+            claims.pop("sid", None),
+        )
         params["id_token"] = await services.run(
-            tokens.id_token, services.keyring, issuer=services.issuer,
-            client_id=step.client_id, alg=step.alg, user_claims=claims,
-            ttl=int(services.settings.get("oidc.id_token_ttl_seconds")), nonce=nonce,
-            auth_time=auth_time, sid=sid, now=services.clock.now())
+            tokens.id_token,
+            services.keyring,
+            issuer=services.issuer,
+            client_id=step.client_id,
+            alg=step.alg,
+            user_claims=claims,
+            ttl=int(services.settings.get("oidc.id_token_ttl_seconds")),
+            nonce=nonce,
+            auth_time=auth_time,
+            sid=sid,
+            now=services.clock.now(),
+        )
     return respond(request, step.redirect_uri, step.response_mode, params)
 
 
-def _error(request: web.Request, services: Services, redirect_uri: str, mode: str, error: str,
-           description: str, state: str | None) -> web.Response:
-    return respond(request, redirect_uri, mode, {
-        "error": error, "error_description": description, "state": state,
-        "iss": services.issuer})
+def _error(
+    request: web.Request,
+    services: Services,
+    redirect_uri: str,
+    mode: str,
+    error: str,
+    description: str,
+    state: str | None,
+) -> web.Response:
+    return respond(
+        request,
+        redirect_uri,
+        mode,
+        {"error": error, "error_description": description, "state": state, "iss": services.issuer},
+    )
 
 
 async def email_page(request: web.Request) -> web.Response:
-    return render(request, "login_email.html", {
-        "flow_id": request.query.get("flow", ""), "email": "", "message": None})
+    return render(
+        request,
+        "login_email.html",
+        {"flow_id": request.query.get("flow", ""), "email": "", "message": None},
+    )
 
 
 async def email_submit(request: web.Request) -> web.Response:
@@ -112,13 +152,18 @@ async def email_submit(request: web.Request) -> web.Response:
     form = await request.post()
     flow_id, email = str(form.get("flow", "")), str(form.get("email", "")).strip()
     try:
-        path = await services.run(login.submit_email, services.store, services.clock,
-                                  flow_id, email)
+        path = await services.run(
+            login.submit_email, services.store, services.clock, flow_id, email
+        )
     except LoginRefused as exc:
         if exc.reason in ("flow_unknown", "flow_expired"):
             return error_page(request, exc.public)
-        return render(request, "login_email.html", {
-            "flow_id": flow_id, "email": email, "message": exc.public}, status=400)
+        return render(
+            request,
+            "login_email.html",
+            {"flow_id": flow_id, "email": email, "message": exc.public},
+            status=400,
+        )
     raise web.HTTPSeeOther(path)
 
 
@@ -126,10 +171,14 @@ async def resume(request: web.Request) -> web.Response:
     """After an upstream login whose answer needs a page (form_post, ID tokens)."""
     services = request.app[SERVICES]
     try:
-        step = await services.run(login.resume, services.store, services.clock,
-                                  request.query.get("flow", ""),
-                                  read_session_cookie(request, services.settings),
-                                  services.login_config)
+        step = await services.run(
+            login.resume,
+            services.store,
+            services.clock,
+            request.query.get("flow", ""),
+            read_session_cookie(request, services.settings),
+            services.login_config,
+        )
     except LoginRefused as exc:
         return error_page(request, exc.public)
     return await answer(request, services, step)

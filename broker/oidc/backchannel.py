@@ -40,12 +40,19 @@ def _prepare(services: Services, delivery: LogoutDelivery) -> tuple[str, str] | 
         client = None
     if client is None or not client.backchannel_logout_uri:
         with store.transaction():
-            store.logout_outbox.retry(delivery.id, delivery.attempts + 1, now, "client gone",
-                                      True, now)
+            store.logout_outbox.retry(
+                delivery.id, delivery.attempts + 1, now, "client gone", True, now
+            )
         return None
-    token = tokens.logout_token(services.keyring, issuer=services.issuer, client_id=client.id,
-                                alg=client.id_token_signed_response_alg,
-                                subject=delivery.subject, sid=delivery.session_id, now=now)
+    token = tokens.logout_token(
+        services.keyring,
+        issuer=services.issuer,
+        client_id=client.id,
+        alg=client.id_token_signed_response_alg,
+        subject=delivery.subject,
+        sid=delivery.session_id,
+        now=now,
+    )
     return client.backchannel_logout_uri, token
 
 
@@ -56,15 +63,28 @@ def _settle(services: Services, delivery: LogoutDelivery, error: str | None) -> 
             store.logout_outbox.delivered(delivery.id, now)
             return
         attempts = delivery.attempts + 1
-        store.logout_outbox.retry(delivery.id, attempts, now + min(5 * 2 ** attempts, 3600),
-                                  error, attempts >= MAX_ATTEMPTS, now)
-    log.warning("back-channel logout failed", extra={
-        "client_id": delivery.client_id, "sid": delivery.session_id, "attempt": attempts,
-        "error": error})
+        store.logout_outbox.retry(
+            delivery.id,
+            attempts,
+            now + min(5 * 2**attempts, 3600),
+            error,
+            attempts >= MAX_ATTEMPTS,
+            now,
+        )
+    log.warning(
+        "back-channel logout failed",
+        extra={
+            "client_id": delivery.client_id,
+            "sid": delivery.session_id,
+            "attempt": attempts,
+            "error": error,
+        },
+    )
 
 
-async def deliver(services: Services, http: aiohttp.ClientSession,
-                  delivery: LogoutDelivery) -> None:
+async def deliver(
+    services: Services, http: aiohttp.ClientSession, delivery: LogoutDelivery
+) -> None:
     prepared = await services.run(_prepare, services, delivery)
     if prepared is None:
         return

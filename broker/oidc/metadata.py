@@ -34,16 +34,42 @@ def metadata(issuer: str) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
         "revocation_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "private_key_jwt"],
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
-            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
-            "email", "email_verified", "given_name", "family_name", "name", "org_id",
-            "connection_id", "connection_type", "idp_id", "groups", "role", "seat",
-            "directory_user_id"],
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "sid",
+            "email",
+            "email_verified",
+            "given_name",
+            "family_name",
+            "name",
+            "org_id",
+            "connection_id",
+            "connection_type",
+            "idp_id",
+            "groups",
+            "role",
+            "seat",
+            "directory_user_id",
+        ],
         "prompt_values_supported": ["none", "login"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
@@ -58,14 +84,20 @@ def metadata(issuer: str) -> dict[str, Any]:
 
 async def openid_configuration(request: web.Request) -> web.Response:
     issuer = request.app[SERVICES].issuer
-    return web.json_response(metadata(issuer),
-                             headers={"Cache-Control": "public, max-age=3600",
-                                      "Access-Control-Allow-Origin": "*"})
+    return web.json_response(
+        metadata(issuer),
+        headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
+    )
 
 
 async def jwks(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     document = await services.run(services.keyring.public_jwks, services.clock.now())
-    return web.json_response(document, headers={
-        "Cache-Control": f"public, max-age={JWKS_MAX_AGE}",
-        "Access-Control-Allow-Origin": "*"}, content_type="application/jwk-set+json")
+    return web.json_response(
+        document,
+        headers={
+            "Cache-Control": f"public, max-age={JWKS_MAX_AGE}",
+            "Access-Control-Allow-Origin": "*",
+        },
+        content_type="application/jwk-set+json",
+    )

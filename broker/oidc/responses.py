@@ -26,23 +26,30 @@ def redirect_with(uri: str, params: dict[str, str | None]) -> str:
     return uri + ("&" if "?" in uri else "?") + query
 
 
-def respond(request: web.Request, redirect_uri: str, response_mode: str,
-            params: dict[str, str | None]) -> web.Response:
+def respond(
+    request: web.Request, redirect_uri: str, response_mode: str, params: dict[str, str | None]
+) -> web.Response:
     """Send `params` to the client's (verified) redirect URI in the requested mode."""
     if response_mode == "form_post":
         return form_post(request, redirect_uri, params)
-    response = web.Response(status=302, headers={
-        "Location": redirect_with(redirect_uri, params), "Cache-Control": "no-store"})
+    response = web.Response(
+        status=302,
+        headers={"Location": redirect_with(redirect_uri, params), "Cache-Control": "no-store"},
+    )
     return response
 
 
-def form_post(request: web.Request, action: str,
-              params: dict[str, str | None]) -> web.Response:
+def form_post(request: web.Request, action: str, params: dict[str, str | None]) -> web.Response:
     target = urlsplit(action)
-    csp = (f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'self'; "
-           f"form-action {target.scheme}://{target.netloc}; frame-ancestors 'none'; "
-           "base-uri 'none'")
+    csp = (
+        f"default-src 'none'; script-src 'sha256-{_SCRIPT_HASH}'; style-src 'self'; "
+        f"form-action {target.scheme}://{target.netloc}; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    )
     fields = [(k, v) for k, v in params.items() if v is not None]
-    return render(request, "form_post.html", {"action": action, "fields": fields,
-                                              "script": AUTO_SUBMIT_JS},
-                  headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"})
+    return render(
+        request,
+        "form_post.html",
+        {"action": action, "fields": fields, "script": AUTO_SUBMIT_JS},
+        headers={"Content-Security-Policy": csp, "Cache-Control": "no-store"},
+    )

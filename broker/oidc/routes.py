@@ -2,15 +2,13 @@
 
 `setup(app)` mounts discovery, JWKS, authorize (+ email page, resume), token,
 revocation, userinfo and end-session endpoints. This edge passes the app's LoginConfig
-(`services.login_config`) to every core call; `configure` still sets the process-wide
-fallback for callers that do not pass one yet.
+(`services.login_config`) to every core call; there is no process-wide one.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from broker.core.flows import configure
 from broker.oidc import authorize, logout, metadata, token, userinfo
 from broker.oidc.server import ProviderServer
 from broker.web.services import SERVICES
@@ -18,7 +16,6 @@ from broker.web.services import SERVICES
 
 def setup(app: web.Application) -> None:
     services = app[SERVICES]
-    configure(services.login_config)
     app[token.SERVER] = ProviderServer(services)
     router = app.router
     router.add_get("/.well-known/openid-configuration", metadata.openid_configuration)

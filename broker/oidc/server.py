@@ -4,7 +4,9 @@ RFC 7523 §2.2 / OIDC Core §9 private_key_jwt; RFC 7009; RFC 9068 access tokens
 
 Authlib does the protocol work (client authentication, PKCE verification, grant
 validation, RFC error bodies); our subclasses only answer its questions from the core
-(redeem a code once, rotate a refresh token) and mint tokens with joserfc. Every call
+(redeem a code once, rotate a refresh token, refuse both once the session has ended or
+its user was deprovisioned) and mint tokens with joserfc. A user's tokens carry only
+USER_SCOPES, never `api`. Every call
 runs on the store thread (Services.run): Authlib is synchronous.
 """
 
@@ -35,10 +37,11 @@ from broker.core.ports import AuthCode, RefreshTokenRecord
 from broker.errors import NotFound
 from broker.ids import hash_token, new_token, tokens_equal
 from broker.oidc import tokens
+from broker.oidc.authorize_request import USER_SCOPES, user_scope
 from broker.web.services import Services
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-SCOPES = ["openid", "email", "profile", "offline_access"]
+SCOPES = list(USER_SCOPES)
 
 
 class ClientModel(ClientMixin):  # type: ignore[misc]
@@ -67,14 +70,16 @@ class ClientModel(ClientMixin):  # type: ignore[misc]
         return method == self.client.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code" or (response_type == "id_token"
-                                           and self.client.front_channel_only)
+        return response_type == "code" or (
+            response_type == "id_token" and self.client.front_channel_only
+        )
 
     def check_grant_type(self, grant_type: str) -> bool:
         if grant_type == "client_credentials":  # RFC 6749 §4.4: confidential clients only
             return self.client.secret_hash is not None or (
                 self.client.token_endpoint_auth_method == PrivateKeyJWT.CLIENT_AUTH_METHOD
-                and bool(self.client.jwks))
+                and bool(self.client.jwks)
+            )
         return grant_type in ("authorization_code", "refresh_token")
 
 
@@ -146,9 +151,14 @@ class _Minting:
     server: ProviderServer
     request: Any
 
-    def generate_token(self, user: Grantee | None = None, scope: str | None = None,
-                       grant_type: str | None = None, expires_in: int | None = None,
-                       include_refresh_token: bool = True) -> dict[str, Any]:
+    def generate_token(
+        self,
+        user: Grantee | None = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
         assert user is not None
         return self.server.mint(self.request, user, include_refresh_token)
 
@@ -157,8 +167,9 @@ class CodeGrant(_Minting, AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def query_authorization_code(self, code: str, client: ClientModel) -> CodeRecord | None:
-        record = grants.peek_code(self.server.store, self.server.clock, client.get_client_id(),
-                                  code, self.request.actor)
+        record = grants.peek_code(
+            self.server.store, self.server.clock, client.get_client_id(), code, self.request.actor
+        )
         self.request.presented = ("code", code)
         return CodeRecord(record) if record is not None else None
 
@@ -167,8 +178,14 @@ class CodeGrant(_Minting, AuthorizationCodeGrant):  # type: ignore[misc]
 
     def authenticate_user(self, authorization_code: CodeRecord) -> Grantee:
         code = authorization_code.code
-        return Grantee(code.grant_id, code.session_id, code.claims, code.scope, code.auth_time,
-                       code.nonce)
+        return Grantee(
+            code.grant_id,
+            code.session_id,
+            code.claims,
+            user_scope(code.scope),
+            code.auth_time,
+            code.nonce,
+        )
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         raise NotImplementedError("codes are issued by broker.core.login")
@@ -179,15 +196,19 @@ class RefreshGrant(_Minting, RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
-        record = grants.peek_refresh(self.server.store, self.server.clock,
-                                     self.request.client.get_client_id(), refresh_token,
-                                     self.request.actor)
+        record = grants.peek_refresh(
+            self.server.store,
+            self.server.clock,
+            self.request.client.get_client_id(),
+            refresh_token,
+            self.request.actor,
+        )
         self.request.presented = ("refresh", refresh_token)
         return RefreshRecord(record) if record is not None else None
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Grantee:
         r = refresh_token.record
-        return Grantee(r.family_id, r.session_id, r.claims, r.scope, r.auth_time)
+        return Grantee(r.family_id, r.session_id, r.claims, user_scope(r.scope), r.auth_time)
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
         """Nothing to do: save_token rotated it atomically with recording the new tokens."""
@@ -206,19 +227,33 @@ class ApiClientGrant(ClientCredentialsGrant):  # type: ignore[misc]
         if set(scope.split()) != {api_access.API_SCOPE}:
             raise InvalidScopeError(f"scope must be {api_access.API_SCOPE!r} for this grant")
 
-    def generate_token(self, user: Any = None, scope: str | None = None,
-                       grant_type: str | None = None, expires_in: int | None = None,
-                       include_refresh_token: bool = False) -> dict[str, Any]:
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: str | None = None,
+        grant_type: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = False,
+    ) -> dict[str, Any]:
         server = self.server
         client: Client = self.request.client.client
         ttl = int(server.services.settings.get("oidc.access_token_ttl_seconds"))
         token = tokens.api_access_token(
-            server.services.keyring, issuer=server.issuer,
-            audience=api_access.audience(server.issuer), client_id=client.id,
-            alg=client.id_token_signed_response_alg, scope=api_access.API_SCOPE, ttl=ttl,
-            now=server.clock.now())
-        return {"token_type": "Bearer", "access_token": token, "expires_in": ttl,
-                "scope": api_access.API_SCOPE}
+            server.services.keyring,
+            issuer=server.issuer,
+            audience=api_access.audience(server.issuer),
+            client_id=client.id,
+            alg=client.id_token_signed_response_alg,
+            scope=api_access.API_SCOPE,
+            ttl=ttl,
+            now=server.clock.now(),
+        )
+        return {
+            "token_type": "Bearer",
+            "access_token": token,
+            "expires_in": ttl,
+            "scope": api_access.API_SCOPE,
+        }
 
     def save_token(self, token: dict[str, Any]) -> None:
         """Nothing to record: see the class docstring."""
@@ -243,8 +278,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         expires = float(claims.get("exp") or self.server.clock.now() + 600)
         store = self.server.store
         with store.transaction():
-            return store.grants.remember_assertion(hash_token(f"{client_id}\x00{jti}"),
-                                                   client_id, expires)
+            return store.grants.remember_assertion(
+                hash_token(f"{client_id}\x00{jti}"), client_id, expires
+            )
 
     def resolve_client_public_key(self, client: ClientModel) -> KeySet:
         return KeySet.import_key_set(client.client.jwks or {"keys": []})  # type: ignore[arg-type]
@@ -258,8 +294,13 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         record = server.store.grants.find_refresh(hash_token(token_string))
         if record is not None:
             return RefreshRecord(record)
-        claims = tokens.verify(server.services.keyring, token_string, issuer=server.issuer,
-                               typ="at+jwt", check_exp=False)
+        claims = tokens.verify(
+            server.services.keyring,
+            token_string,
+            issuer=server.issuer,
+            typ="at+jwt",
+            check_exp=False,
+        )
         return AccessRecord(claims) if claims and claims.get("jti") else None
 
     def revoke_token(self, token: Any, request: Any) -> None:
@@ -269,9 +310,14 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         elif isinstance(token, AccessRecord):
             c = token.claims
             grants.revoke_access(
-                server.store, server.clock, jti=str(c["jti"]), client_id=str(c["client_id"]),
-                session_id=c.get("sid"), grant_id=c.get("grant_id"),
-                expires_at=float(c.get("exp") or server.clock.now() + grants.MAX_ACCESS_TTL))
+                server.store,
+                server.clock,
+                jti=str(c["jti"]),
+                client_id=str(c["client_id"]),
+                session_id=c.get("sid"),
+                grant_id=c.get("grant_id"),
+                expires_at=float(c.get("exp") or server.clock.now() + grants.MAX_ACCESS_TTL),
+            )
 
 
 class ProviderServer(AuthorizationServer):  # type: ignore[misc]
@@ -312,19 +358,42 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         at_ttl = int(settings.get("oidc.access_token_ttl_seconds"))
         now = self.clock.now()
         access, _jti, _exp = tokens.access_token(
-            self.services.keyring, issuer=self.issuer, client_id=client.id, alg=alg,  # type: ignore[arg-type]
-            subject=user.claims["sub"], scope=user.scope, ttl=at_ttl, auth_time=user.auth_time,
-            sid=user.session_id, org_id=user.claims.get("org_id"), grant_id=user.grant_id,
-            now=now)
+            self.services.keyring,
+            issuer=self.issuer,
+            client_id=client.id,
+            alg=alg,  # type: ignore[arg-type]
+            subject=user.claims["sub"],
+            scope=user.scope,
+            ttl=at_ttl,
+            auth_time=user.auth_time,
+            sid=user.session_id,
+            org_id=user.claims.get("org_id"),
+            grant_id=user.grant_id,
+            now=now,
+        )
         id_token = tokens.id_token(
-            self.services.keyring, issuer=self.issuer, client_id=client.id, alg=alg,
-            user_claims=user.claims, ttl=int(settings.get("oidc.id_token_ttl_seconds")),
-            nonce=user.nonce, auth_time=user.auth_time, sid=user.session_id, now=now)
+            self.services.keyring,
+            issuer=self.issuer,
+            client_id=client.id,
+            alg=alg,
+            user_claims=user.claims,
+            ttl=int(settings.get("oidc.id_token_ttl_seconds")),
+            nonce=user.nonce,
+            auth_time=user.auth_time,
+            sid=user.session_id,
+            now=now,
+        )
         refresh = new_token(32) if include_refresh_token else None
-        request.issued = Issued(user.grant_id, user.session_id, user.claims, user.scope,
-                                user.auth_time, refresh)
-        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access,
-                                 "expires_in": at_ttl, "id_token": id_token, "scope": user.scope}
+        request.issued = Issued(
+            user.grant_id, user.session_id, user.claims, user.scope, user.auth_time, refresh
+        )
+        token: dict[str, Any] = {
+            "token_type": "Bearer",
+            "access_token": access,
+            "expires_in": at_ttl,
+            "id_token": id_token,
+            "scope": user.scope,
+        }
         if refresh:
             token["refresh_token"] = refresh
         return token
@@ -334,19 +403,29 @@ class ProviderServer(AuthorizationServer):  # type: ignore[misc]
         kind, presented = request.presented
         try:
             grants.record_issued(
-                self.store, self.clock.now(), grant_id=issued.grant_id,
-                client_id=request.client.get_client_id(), session_id=issued.session_id,
-                claims=issued.claims, scope=issued.scope, auth_time=issued.auth_time,
-                refresh_token=issued.refresh_token, config=self.services.login_config,
+                self.store,
+                self.clock.now(),
+                grant_id=issued.grant_id,
+                client_id=request.client.get_client_id(),
+                session_id=issued.session_id,
+                claims=issued.claims,
+                scope=issued.scope,
+                auth_time=issued.auth_time,
+                refresh_token=issued.refresh_token,
+                config=self.services.login_config,
                 code=presented if kind == "code" else None,
-                spent_refresh=presented if kind == "refresh" else None)
+                spent_refresh=presented if kind == "refresh" else None,
+            )
+        except grants.SessionEnded as exc:
+            # A logout or deprovisioning committed after the code or token was read: it
+            # wins, and nothing is issued (DESIGN §6).
+            raise InvalidGrantError("the sign-in session has ended") from exc
         except grants.AlreadyUsed as exc:
             # Another request redeemed it between our read and our write: a replay as
             # much as a later one, so the same revocation applies (RFC 6749 §4.1.2).
             # Peeking again sees it spent, revokes the grant and writes the audit entry.
             peek = grants.peek_code if kind == "code" else grants.peek_refresh
-            peek(self.store, self.clock, request.client.get_client_id(), presented,
-                 request.actor)
+            peek(self.store, self.clock, request.client.get_client_id(), presented, request.actor)
             raise InvalidGrantError(str(exc)) from None
 
 

@@ -23,8 +23,9 @@ def _finish(status: int, body: Any, headers: list[tuple[str, str]]) -> web.Respo
     if isinstance(body, dict) and body.get("error") == "invalid_client":
         status = 401
         if not any(name.lower() == "www-authenticate" for name, _ in headers):
-            headers.append(("WWW-Authenticate", 'Basic realm="exec-broker", '
-                                                'error="invalid_client"'))
+            headers.append(
+                ("WWW-Authenticate", 'Basic realm="exec-broker", error="invalid_client"')
+            )
     response = to_response(status, body, headers)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
@@ -48,6 +49,5 @@ async def token(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     services, server = request.app[SERVICES], request.app[SERVER]
     oauth = await _prepared(request)
-    status, body, headers = await services.run(server.create_endpoint_response,
-                                               "revocation", oauth)
+    status, body, headers = await services.run(server.create_endpoint_response, "revocation", oauth)
     return _finish(status, body, headers)

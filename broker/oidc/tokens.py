@@ -35,14 +35,22 @@ def sign(keyring: KeyRing, alg: str, claims: dict[str, Any], typ: str | None = N
     return jwt.encode(header, claims, loaded.key)
 
 
-def id_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: str,
-             user_claims: dict[str, Any], ttl: int, nonce: str | None = None,
-             auth_time: float | None = None, sid: str | None = None,
-             now: float | None = None) -> str:
+def id_token(
+    keyring: KeyRing,
+    *,
+    issuer: str,
+    client_id: str,
+    alg: str,
+    user_claims: dict[str, Any],
+    ttl: int,
+    nonce: str | None = None,
+    auth_time: float | None = None,
+    sid: str | None = None,
+    now: float | None = None,
+) -> str:
     now = int(time.time() if now is None else now)
     claims = dict(user_claims)
-    claims.update({"iss": issuer, "aud": client_id, "iat": now, "exp": now + ttl,
-                   "azp": client_id})
+    claims.update({"iss": issuer, "aud": client_id, "iat": now, "exp": now + ttl, "azp": client_id})
     if nonce is not None:
         claims["nonce"] = nonce
     if auth_time is not None:
@@ -52,51 +60,115 @@ def id_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: str,
     return sign(keyring, alg, claims)
 
 
-def access_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: Alg, subject: str,
-                 scope: str, ttl: int, auth_time: float, sid: str, org_id: str | None,
-                 grant_id: str, now: float | None = None) -> tuple[str, str, int]:
+def access_token(
+    keyring: KeyRing,
+    *,
+    issuer: str,
+    client_id: str,
+    alg: Alg,
+    subject: str,
+    scope: str,
+    ttl: int,
+    auth_time: float,
+    sid: str,
+    org_id: str | None,
+    grant_id: str,
+    now: float | None = None,
+) -> tuple[str, str, int]:
     """(token, jti, exp) of an RFC 9068 access token; its audience is our userinfo."""
     now = int(time.time() if now is None else now)
     jti = uuid.uuid4().hex
     claims: dict[str, Any] = {
-        "iss": issuer, "sub": subject, "aud": issuer + "/oauth2/userinfo",
-        "client_id": client_id, "iat": now, "exp": now + ttl, "jti": jti, "scope": scope,
-        "auth_time": int(auth_time), "sid": sid, "grant_id": grant_id}
+        "iss": issuer,
+        "sub": subject,
+        "aud": issuer + "/oauth2/userinfo",
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": jti,
+        "scope": scope,
+        "auth_time": int(auth_time),
+        "sid": sid,
+        "grant_id": grant_id,
+    }
     if org_id:
         claims["org_id"] = org_id
     return sign(keyring, alg, claims, typ="at+jwt"), jti, now + ttl
 
 
-def api_access_token(keyring: KeyRing, *, issuer: str, audience: str, client_id: str,
-                     alg: str, scope: str, ttl: int, now: float | None = None) -> str:
+def api_access_token(
+    keyring: KeyRing,
+    *,
+    issuer: str,
+    audience: str,
+    client_id: str,
+    alg: str,
+    scope: str,
+    ttl: int,
+    now: float | None = None,
+) -> str:
     """An RFC 9068 access token for the client itself (RFC 6749 §4.4): `sub` is the
     client (RFC 9068 §2.2: no resource owner), the audience is the API it may call."""
     now = int(time.time() if now is None else now)
-    claims = {"iss": issuer, "sub": client_id, "aud": audience, "client_id": client_id,
-              "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex, "scope": scope}
+    claims = {
+        "iss": issuer,
+        "sub": client_id,
+        "aud": audience,
+        "client_id": client_id,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": uuid.uuid4().hex,
+        "scope": scope,
+    }
     return sign(keyring, alg, claims, typ="at+jwt")
 
 
-def logout_token(keyring: KeyRing, *, issuer: str, client_id: str, alg: str, subject: str,
-                 sid: str, now: float | None = None) -> str:
+def logout_token(
+    keyring: KeyRing,
+    *,
+    issuer: str,
+    client_id: str,
+    alg: str,
+    subject: str,
+    sid: str,
+    now: float | None = None,
+) -> str:
     now = int(time.time() if now is None else now)
-    claims = {"iss": issuer, "aud": client_id, "iat": now, "exp": now + 120,
-              "jti": uuid.uuid4().hex, "sub": subject, "sid": sid,
-              "events": {BACKCHANNEL_EVENT: {}}}
+    claims = {
+        "iss": issuer,
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": uuid.uuid4().hex,
+        "sub": subject,
+        "sid": sid,
+        "events": {BACKCHANNEL_EVENT: {}},
+    }
     return sign(keyring, alg, claims, typ="logout+jwt")
 
 
-def verify(keyring: KeyRing, token: str, *, issuer: str, typ: str | None,
-           audience: str | None = None, check_exp: bool = True,
-           now: float | None = None) -> dict[str, Any] | None:
+def verify(
+    keyring: KeyRing,
+    token: str,
+    *,
+    issuer: str,
+    typ: str | None,
+    audience: str | None = None,
+    check_exp: bool = True,
+    now: float | None = None,
+    forbid_typ: bool = False,
+) -> dict[str, Any] | None:
     """Claims of one of our own tokens when the signature, issuer, type, audience and
-    (unless told otherwise) expiry hold; None otherwise."""
+    (unless told otherwise) expiry hold; None otherwise. `forbid_typ`: the token must
+    have no explicit type (ID tokens; access and logout tokens are typed)."""
     keys: KeySet = keyring.verification_keys()
     try:
         decoded = jwt.decode(token, keys, algorithms=["RS256", "ES256"])
     except (JoseError, ValueError):
         return None
     if typ is not None and decoded.header.get("typ") != typ:
+        return None
+    if forbid_typ and decoded.header.get("typ") not in (None, "JWT"):
         return None
     options: dict[str, Any] = {"iss": {"essential": True, "value": issuer}}
     if audience is not None:

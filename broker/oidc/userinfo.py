@@ -22,14 +22,23 @@ def _challenge(error: str | None = None) -> web.Response:
     if error:
         value += f', error="{error}", error_description="The access token is not valid."'
     body = {"error": error or "invalid_request"}
-    return web.json_response(body, status=401 if error != "insufficient_scope" else 403,
-                             headers={"WWW-Authenticate": value, "Cache-Control": "no-store"})
+    return web.json_response(
+        body,
+        status=401 if error != "insufficient_scope" else 403,
+        headers={"WWW-Authenticate": value, "Cache-Control": "no-store"},
+    )
 
 
 def _claims(services: Services, token: str) -> dict[str, Any] | None:
     now = services.clock.now()
-    claims = tokens.verify(services.keyring, token, issuer=services.issuer, typ="at+jwt",
-                           audience=services.issuer + "/oauth2/userinfo", now=now)
+    claims = tokens.verify(
+        services.keyring,
+        token,
+        issuer=services.issuer,
+        typ="at+jwt",
+        audience=services.issuer + "/oauth2/userinfo",
+        now=now,
+    )
     if claims is None:
         return None
     return grants.access_claims(services.store, claims, now)

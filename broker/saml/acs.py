@@ -14,6 +14,8 @@ SAML Bindings §3.5 (HTTP-POST), Profiles §4.1.4 (Web Browser SSO response proc
      (broker.saml.mapping); Entra group overage falls back to Directory Sync groups.
   5. core.login.complete_upstream decides (policy, domain rule, session, code).
 Every attempt, good or bad, is kept for the admin with the failed check, expected vs got.
+A refusal before an IdP signature verified is anyone's junk POST: it gets a throttled
+entry in the recent attempts and a log line, never an audit row or an event (SIGNED_CHECKS).
 
 Rippling puts a made-up InResponseTo on IdP-initiated responses (presets.RIPPLING): for a
 connection with that preset flag, an InResponseTo that no connection ever issued is
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NoReturn
@@ -40,6 +43,25 @@ from broker.saml.verify import SamlValidationError, VerifiedResponse, VerifyPoli
 from broker.saml.xmlsafe import UnsafeXmlError, parse_untrusted
 from broker.web.services import Services
 
+log = logging.getLogger(__name__)
+
+# The checks broker.saml.verify makes only after an IdP signature verified (it reads
+# these fields from the signed assertion, `_read`); a refusal for any other check (bad
+# base64, DTDs, wrapping, signature, decryption, an unsigned error Status, an
+# InResponseTo we never issued) may come from anyone.
+SIGNED_CHECKS = frozenset(
+    {
+        "issuer",
+        "destination",
+        "in_response_to",
+        "unsolicited",
+        "not_yet_valid",
+        "expired",
+        "audience",
+        "recipient",
+        "subject_expired",
+    }
+)
 MAX_RESPONSE_BYTES = 1024 * 1024  # decoded; real responses are a few KiB (Entra with groups ~50)
 AUTHN_METHODS_CLAIM = "http://schemas.microsoft.com/claims/authnmethodsreferences"
 
@@ -256,18 +278,24 @@ def process(
     if connection.type != "saml":
         raise AcsRefused("unknown_connection", "This sign-in address is not valid.", 404)
     binding: Binding | None = None
+    signed = False  # did an IdP signature vouch for what was refused? (see SIGNED_CHECKS)
     try:
         xml = decode_response(saml_response)
         binding = bind(store, services, connection, peek_in_response_to(xml), relay_state)
-        verified = verify_response(xml, policy_for(services, connection, binding), now)
+        try:
+            verified = verify_response(xml, policy_for(services, connection, binding), now)
+        except SamlValidationError as exc:
+            signed = exc.check in SIGNED_CHECKS
+            raise
+        signed = True
         consume_once(store, connection, binding, verified, now)
         binding = with_flow(services, connection, binding)
         identity, note = to_identity(store, connection, verified)
     except SamlValidationError as exc:
         refused = LoginRefused(exc.check, exc.public, exc.detail)
-        _refuse(services, actor, connection, binding, refused, exc.expected, exc.got, None)
+        _refuse(services, actor, connection, binding, refused, exc.expected, exc.got, signed)
     except LoginRefused as exc:
-        _refuse(services, actor, connection, binding, exc, None, None, None)
+        _refuse(services, actor, connection, binding, exc, None, None, signed)
     assert binding is not None
     detail = {
         **note,
@@ -336,34 +364,66 @@ def _refuse(
     exc: LoginRefused,
     expected: str | None,
     got: str | None,
-    subject: str | None,
+    signed: bool,
 ) -> NoReturn:
+    """Write the refusal down. Only a response an IdP signature vouched for is a real
+    user's refused login (audit log + `authentication.sso_failed` event to Exec); anything
+    before that is anyone's junk POST (connection ids are public), which gets a throttled
+    entry in the connection's recent attempts and a log line, never an event or an
+    audit row."""
     store, now = services.store, services.clock.now()
     flow = binding.flow if binding else None
     if flow is None and binding is not None and binding.flow_id is not None:
         flow = _test_flow(store, binding.flow_id, connection.id)
-    flows.record_refusal(
-        store,
-        now,
-        actor,
-        exc,
-        flow=flow,
-        organization_id=connection.organization_id,
-        connection_id=connection.id,
-    )
-    _remember(
-        store,
-        now,
-        actor,
-        connection,
-        binding,
-        "refused",
-        exc.reason,
-        expected,
-        got,
-        subject,
-        {"detail": exc.detail},
-    )
+    if signed:
+        flows.record_refusal(
+            store,
+            now,
+            actor,
+            exc,
+            flow=flow,
+            organization_id=connection.organization_id,
+            connection_id=connection.id,
+        )
+        _remember(
+            store,
+            now,
+            actor,
+            connection,
+            binding,
+            "refused",
+            exc.reason,
+            expected,
+            got,
+            None,
+            {"detail": exc.detail},
+        )
+    else:
+        log.info(
+            "unauthenticated SAML response refused",
+            extra={
+                "request_id": actor.correlation_id,
+                "connection_id": connection.id,
+                "reason": exc.reason,
+                "detail": exc.detail,
+            },
+        )
+        if flow is not None:  # the admin's test login: its result page says why
+            flows.record_test_refusal(store, now, exc, flow)
+        _remember(
+            store,
+            now,
+            actor,
+            connection,
+            binding,
+            "refused",
+            exc.reason,
+            expected,
+            got,
+            None,
+            {"detail": exc.detail, "unverified": True},
+            throttled=True,
+        )
     test_flow = flow.id if flow is not None and flow.kind == "test_login" else None
     raise AcsRefused(exc.reason, exc.public, test_flow_id=test_flow) from exc
 
@@ -392,9 +452,14 @@ def _remember(
     got: str | None,
     subject: str | None,
     detail: dict[str, Any],
+    *,
+    throttled: bool = False,
 ) -> None:
     kind = binding.kind if binding else "idp_initiated"
-    core_connections.record_attempt(
+    record = (
+        core_connections.record_unverified_attempt if throttled else core_connections.record_attempt
+    )
+    record(
         store,
         SamlLoginAttempt(
             connection_id=connection.id,

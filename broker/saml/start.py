@@ -5,7 +5,9 @@ HTTP-Redirect (default) or HTTP-POST (broker.saml.authn), signed when the connec
 IdP's metadata asks. Its ID is kept in the store, bound to the flow and the connection
 (`saml_requests`), so that any worker can check the InResponseTo of the answer; RelayState
 is the flow id, which the ACS only uses after checking it against that binding.
-`ForceAuthn` follows the OIDC `prompt=login` of the flow's authorize request.
+`ForceAuthn` follows the OIDC `prompt=login` or `max_age` of the flow's authorize request
+(core.login.reauthentication): SAML has no max_age, so any max_age the broker session
+could not meet asks the IdP to authenticate the user afresh (SAML Core §3.4.1).
 
 A test login also gets a random browser token (cookie); only the browser that started the
 test may read its result page.
@@ -68,7 +70,7 @@ def prepare(services: Services, connection_id: str, flow_id: str) -> StartStep:
         idp_sso_url=sso_urls[binding],
         binding=binding,
         relay_state=flow.id,
-        force_authn="login" in (flow.request.get("prompt") or ()),
+        force_authn=bool(login.reauthentication(flow)),
         requested_authn_context=config.get("requested_authn_context") or None,
         name_id_format=name_id_format,
         sign=sign,

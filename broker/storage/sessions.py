@@ -113,6 +113,14 @@ class SessionRepo:
         )
         return [_session(r) for r in rows]
 
+    def unended_for_connection(self, connection_id: str) -> list[str]:
+        rows = self.db.all(
+            "SELECT id FROM broker_sessions WHERE connection_id = ? AND ended_at IS NULL"
+            " ORDER BY created_at",
+            (connection_id,),
+        )
+        return [r["id"] for r in rows]
+
     def add_client(self, session_id: str, client_id: str, subject: str, now: float) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO session_clients (session_id, client_id, subject, created_at)"

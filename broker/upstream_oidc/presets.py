@@ -14,11 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.core.oidc_connections import OIDC_PRESETS
-
-# The core owns the lists (it validates connections without importing this edge).
-PRESET_NAMES = OIDC_PRESETS
-
 
 @dataclass(frozen=True)
 class OidcPreset:

@@ -153,8 +153,7 @@ class RelyingParty:
         hint = (flow.request or {}).get("login_hint")
         if isinstance(hint, str) and "@" in hint:
             params["login_hint"] = hint
-        if "login" in ((flow.request or {}).get("prompt") or ()):
-            params["prompt"] = "login"
+        params.update(login.reauthentication(flow))  # prompt=login, max_age (OIDC §3.1.2.1)
         url = client.authorization_url(
             metadata,
             str(config["client_id"]),
@@ -243,8 +242,9 @@ class RelyingParty:
             self._check_response(stored, params, secret, cookies.get(cookie_name))
         except UpstreamRefused as exc:
             # A forged or stray response must not kill the real login still in progress:
-            # the flow stays as it is, only the audit log hears of it.
-            await self._refuse(act, exc, None, connection)
+            # the flow stays as it is, only the audit log hears of it (no event to Exec:
+            # nothing here says a real user was refused).
+            await self._refuse(act, exc, None, connection, event=False)
             raise
         try:
             identity = await self._identity(connection, stored, params)
@@ -446,6 +446,8 @@ class RelyingParty:
         flow: Flow | None,
         connection: Connection | None,
         connection_id: str | None = None,
+        *,
+        event: bool = True,
     ) -> None:
         log.info(
             "upstream oidc login refused",
@@ -461,6 +463,7 @@ class RelyingParty:
             flow=flow,
             organization_id=connection.organization_id if connection else None,
             connection_id=connection.id if connection else connection_id,
+            event=event,
         )
 
 

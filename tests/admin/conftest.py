@@ -110,16 +110,3 @@ async def admin(broker: RunningBroker, anon: AdminClient) -> AdminClient:
     create_admin(broker)
     assert await anon.sign_in() == 200
     return anon
-
-
-# broker/web/middlewares.py stores str keys on the request, which aiohttp >= 3.14 warns
-# about (NotAppKeyWarning); the server runs in the test's process, so -W error would turn
-# it into a 500. Not this package's code: filter that one warning here, as tests/api does.
-_REQUEST_KEY_WARNING = "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.path)).parents:
-            item.add_marker(pytest.mark.filterwarnings(_REQUEST_KEY_WARNING))

@@ -87,7 +87,9 @@ async def test_result_page_is_for_signed_in_admins_and_offers_activation(
         {"source": "xml", "metadata_file": io.BytesIO(idp.metadata_xml())},
     )
     store, clock = broker.store, broker.services.clock
-    flow_id = login.create_test_login(store, clock, conn_id, audit.CLI)
+    flow_id = login.create_test_login(
+        store, clock, conn_id, audit.CLI, broker.services.login_config
+    )
     path = connections.test_result_path(conn_id, flow_id)
     assert path == f"/admin/connections/{conn_id}/test?flow={flow_id}"
 

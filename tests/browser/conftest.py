@@ -24,15 +24,12 @@ from tests.fakes.saml_idp import FakeSamlIdP
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-_REQUEST_KEY_WARNING = "ignore::aiohttp.web_exceptions.NotAppKeyWarning"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.path)).parents:
-            # The shared request-id middleware stores str keys on requests (not ours).
-            item.add_marker(pytest.mark.filterwarnings(_REQUEST_KEY_WARNING))
             # Selenium's own HTTP client leaves sockets to the GC on some paths.
             item.add_marker(pytest.mark.filterwarnings("ignore::ResourceWarning"))
 

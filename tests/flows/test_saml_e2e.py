@@ -24,7 +24,6 @@ from tests.saml.test_e2e_harness import (
 )
 
 # The shared request-id middleware stores plain string keys on requests (not ours).
-pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 @pytest.fixture

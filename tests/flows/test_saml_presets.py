@@ -13,10 +13,9 @@ from broker.core import connections as core_connections
 from broker.saml.presets import PRESETS
 from tests.fakes.saml_idp import User
 from tests.oidc.helpers import Browser
-from tests.saml.test_e2e_harness import NOT_APP_KEY, exec_client, idp, make_saml_tenant
+from tests.saml.test_e2e_harness import exec_client, idp, make_saml_tenant
 from tests.saml.test_e2e_harness import sp_initiated_login as login
 
-pytestmark = NOT_APP_KEY
 __all__ = ["idp"]
 DATA = Path(__file__).resolve().parent.parent / "data" / "saml"
 FIXTURES = sorted(DATA.glob("*/attributes*.json"))

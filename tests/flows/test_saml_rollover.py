@@ -21,7 +21,6 @@ from broker.saml import idp_settings, refresh, sp_keys
 from tests.fakes.saml_idp import FakeSamlIdP, generate_key_and_cert
 from tests.oidc.helpers import Browser
 from tests.saml.test_e2e_harness import (
-    NOT_APP_KEY,
     SamlTenant,
     clock,
     exec_client,
@@ -35,7 +34,6 @@ from tests.saml.test_e2e_harness import (
     to_idp_and_back,
 )
 
-pytestmark = NOT_APP_KEY
 __all__ = ["idp"]
 
 
@@ -193,7 +191,9 @@ async def test_sp_certificate_rotation(broker, idp):
 async def test_test_login_shows_mapping_without_tokens_then_allows_activation(broker, idp):
     tenant = make_saml_tenant(broker, idp, active=False, sso=False, with_client=False)
     store = broker.store
-    flow_id = login.create_test_login(store, clock, tenant.connection_id, audit.CLI)
+    flow_id = login.create_test_login(
+        store, clock, tenant.connection_id, audit.CLI, broker.services.login_config
+    )
     admin = Browser(broker.url)
     try:
         action, fields = await to_idp_and_back(
@@ -227,7 +227,9 @@ async def test_a_refused_test_login_ends_on_the_result_page_with_the_reason(brok
     still ends the admin's test login, and the result page says which check failed."""
     tenant = make_saml_tenant(broker, idp, active=False, sso=False, with_client=False)
     store = broker.store
-    flow_id = login.create_test_login(store, clock, tenant.connection_id, audit.CLI)
+    flow_id = login.create_test_login(
+        store, clock, tenant.connection_id, audit.CLI, broker.services.login_config
+    )
     admin = Browser(broker.url)
     try:
         action, fields = await to_idp_and_back(

@@ -18,7 +18,6 @@ from tests.conftest import free_port
 from tests.fakes.saml_idp import FakeSamlIdP
 from tests.oidc.helpers import INITIATE, Browser, pkce
 from tests.saml.test_e2e_harness import (
-    NOT_APP_KEY,
     SamlTenant,
     acs_of,
     exec_client,
@@ -28,7 +27,6 @@ from tests.saml.test_e2e_harness import (
     to_idp_and_back,
 )
 
-pytestmark = NOT_APP_KEY
 __all__ = ["idp"]
 
 

@@ -21,13 +21,11 @@ from tests.fakes.oidc_idp import FakeOidcIdP
 from tests.upstream_oidc import conftest as upstream
 from tests.upstream_oidc.helpers import (
     EXEC_REDIRECT,
-    NOT_APP_KEY,
     Browser,
     make_oidc_tenant,
     query,
 )
 
-pytestmark = NOT_APP_KEY
 # The fixtures of tests/upstream_oidc (loopback allowed, fake IdP with TLS), reused here.
 settings = upstream.settings
 idp = upstream.idp

@@ -36,36 +36,70 @@ class Tenant:
     client_secret: str | None
 
 
-def make_tenant(store: Any, *, domain: str = "acme.test", verified: bool = True,
-                sso: bool = True, connection_state: str = "active",
-                backchannel_uri: str | None = None, **client_kwargs: Any) -> Tenant:
+def make_tenant(
+    store: Any,
+    *,
+    domain: str = "acme.test",
+    verified: bool = True,
+    sso: bool = True,
+    connection_state: str = "active",
+    backchannel_uri: str | None = None,
+    **client_kwargs: Any,
+) -> Tenant:
     org = organizations.create_organization(store, clock, audit.CLI, "Acme " + domain)
     now = clock.now()
     with store.transaction():
-        store.domains.create(Domain(id=new_id("dom"), organization_id=org.id, domain=domain,
-                                    state="pending", verification_token="t", created_at=now))
+        store.domains.create(
+            Domain(
+                id=new_id("dom"),
+                organization_id=org.id,
+                domain=domain,
+                state="pending",
+                verification_token="t",
+                created_at=now,
+            )
+        )
         if verified:
             record = store.domains.find(org.id, domain)
             store.domains.update(record.id, state="verified", verified_at=now)
-        connection = Connection(id=new_id("conn"), organization_id=org.id, type="saml",
-                                preset="generic", name="Okta", state=connection_state,
-                                config={}, created_at=now, updated_at=now, tested_at=now)
+        connection = Connection(
+            id=new_id("conn"),
+            organization_id=org.id,
+            type="saml",
+            preset="generic",
+            name="Okta",
+            state=connection_state,
+            config={},
+            created_at=now,
+            updated_at=now,
+            tested_at=now,
+        )
         store.connections.create(connection)
         if sso:
             store.organizations.update(org.id, sso_enabled=True)
     kwargs: dict[str, Any] = {
-        "redirect_uris": [REDIRECT], "post_logout_redirect_uris": [POST_LOGOUT],
-        "initiate_login_uri": INITIATE, "backchannel_logout_uri": backchannel_uri}
+        "redirect_uris": [REDIRECT],
+        "post_logout_redirect_uris": [POST_LOGOUT],
+        "initiate_login_uri": INITIATE,
+        "backchannel_logout_uri": backchannel_uri,
+    }
     kwargs.update(client_kwargs)
     client, secret, _ = clients.create_client(store, clock, audit.CLI, name="Exec", **kwargs)
     return Tenant(org.id, connection.id, domain, client.id, secret)
 
 
-def identity(tenant: Tenant, email: str | None = None, subject: str = "00u-alice",
-             **extra: Any) -> UpstreamIdentity:
-    return UpstreamIdentity(connection_id=tenant.connection_id, idp_subject=subject,
-                            email=email or f"alice@{tenant.domain}", given_name="Alice",
-                            family_name="Liddell", groups=("eng",), **extra)
+def identity(
+    tenant: Tenant, email: str | None = None, subject: str = "00u-alice", **extra: Any
+) -> UpstreamIdentity:
+    return UpstreamIdentity(
+        connection_id=tenant.connection_id,
+        idp_subject=subject,
+        email=email or f"alice@{tenant.domain}",
+        given_name="Alice",
+        family_name="Liddell",
+        groups=("eng",),
+        **extra,
+    )
 
 
 def pkce() -> tuple[str, str]:
@@ -114,16 +148,26 @@ def flow_from_upstream(location: str, tenant: Tenant) -> str:
     return query(location)["flow"]
 
 
-async def upstream_login(broker: Any, browser: Browser, tenant: Tenant, location: str,
-                         ident: UpstreamIdentity | None = None) -> login.LoginOutcome:
+async def upstream_login(
+    broker: Any,
+    browser: Browser,
+    tenant: Tenant,
+    location: str,
+    ident: UpstreamIdentity | None = None,
+) -> login.LoginOutcome:
     """What the SAML edge does at its ACS: hand the identity to the core, set the cookie."""
     flow_id = flow_from_upstream(location, tenant)
     services = broker.services
     outcome = await services.run(
-        login.complete_upstream, services.store, services.clock,
-        connection_id=tenant.connection_id, flow_id=flow_id,
-        identity=ident or identity(tenant), actor=audit.Actor("test"),
-        config=services.login_config)
+        login.complete_upstream,
+        services.store,
+        services.clock,
+        connection_id=tenant.connection_id,
+        flow_id=flow_id,
+        identity=ident or identity(tenant),
+        actor=audit.Actor("test"),
+        config=services.login_config,
+    )
     if outcome.session_token:
         browser.set_session(broker.settings, outcome.session_token)
     return outcome

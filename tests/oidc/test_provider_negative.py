@@ -29,6 +29,8 @@ from tests.oidc.helpers import (
     upstream_login,
 )
 
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 
 def basic(client_id: str, secret: str | None) -> dict[str, str]:
     raw = base64.b64encode(f"{client_id}:{secret or ''}".encode()).decode()
@@ -36,20 +38,27 @@ def basic(client_id: str, secret: str | None) -> dict[str, str]:
 
 
 def authorize_params(tenant: Tenant, challenge: str, **extra: str) -> dict[str, str]:
-    params = {"client_id": tenant.client_id, "redirect_uri": REDIRECT, "response_type": "code",
-              "scope": "openid email", "state": "s-1", "nonce": "n-1",
-              "code_challenge": challenge, "code_challenge_method": "S256",
-              "login_hint": f"alice@{tenant.domain}"}
+    params = {
+        "client_id": tenant.client_id,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid email",
+        "state": "s-1",
+        "nonce": "n-1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "login_hint": f"alice@{tenant.domain}",
+    }
     params.update(extra)
     return params
 
 
-async def sign_in(broker: Any, browser: Browser, tenant: Tenant,
-                  **extra: str) -> tuple[str, str]:
+async def sign_in(broker: Any, browser: Browser, tenant: Tenant, **extra: str) -> tuple[str, str]:
     """Authorize → (upstream) → code; returns (code, verifier)."""
     verifier, challenge = pkce()
-    resp = await browser.get("/oauth2/authorize", params=authorize_params(tenant, challenge,
-                                                                          **extra))
+    resp = await browser.get(
+        "/oauth2/authorize", params=authorize_params(tenant, challenge, **extra)
+    )
     assert resp.status == 302, await resp.text()
     location = resp.headers["Location"]
     if not location.startswith(REDIRECT):
@@ -57,14 +66,18 @@ async def sign_in(broker: Any, browser: Browser, tenant: Tenant,
     return query(location)["code"], verifier
 
 
-async def exchange(broker: Any, tenant: Tenant, code: str, verifier: str | None,
-                   secret: str | None = None) -> aiohttp.ClientResponse:
+async def exchange(
+    broker: Any, tenant: Tenant, code: str, verifier: str | None, secret: str | None = None
+) -> aiohttp.ClientResponse:
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
     if verifier is not None:
         data["code_verifier"] = verifier
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(broker.url + "/oauth2/token", data=data,
-                               headers=basic(tenant.client_id, secret or tenant.client_secret))
+        resp = await http.post(
+            broker.url + "/oauth2/token",
+            data=data,
+            headers=basic(tenant.client_id, secret or tenant.client_secret),
+        )
         await resp.read()
         return resp
 
@@ -83,8 +96,9 @@ def tenant(broker) -> Tenant:
 
 async def userinfo_status(broker: Any, token: str) -> aiohttp.ClientResponse:
     async with aiohttp.ClientSession() as http:
-        resp = await http.get(broker.url + "/oauth2/userinfo",
-                              headers={"Authorization": f"Bearer {token}"})
+        resp = await http.get(
+            broker.url + "/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"}
+        )
         await resp.read()
         return resp
 
@@ -98,13 +112,16 @@ async def test_unregistered_redirect_uri_is_not_followed(broker, browser, tenant
     resp = await browser.get("/oauth2/authorize", params=params)
     assert resp.status == 400 and "Location" not in resp.headers
     assert "unregistered return address" in await resp.text()
-    resp = await browser.get("/oauth2/authorize", params=dict(params, client_id="cli_nope",
-                                                              redirect_uri=REDIRECT))
+    resp = await browser.get(
+        "/oauth2/authorize", params=dict(params, client_id="cli_nope", redirect_uri=REDIRECT)
+    )
     assert resp.status == 400 and "Location" not in resp.headers
 
 
-@pytest.mark.parametrize("change", [{"code_challenge_method": "plain"},
-                                    {"code_challenge_method": ""}, {"code_challenge": ""}])
+@pytest.mark.parametrize(
+    "change",
+    [{"code_challenge_method": "plain"}, {"code_challenge_method": ""}, {"code_challenge": ""}],
+)
 async def test_pkce_s256_required(broker, browser, tenant, change):
     _, challenge = pkce()
     params = {k: v for k, v in dict(authorize_params(tenant, challenge), **change).items() if v}
@@ -117,8 +134,9 @@ async def test_pkce_s256_required(broker, browser, tenant, change):
 
 async def test_prompt_none_without_session_is_login_required(broker, browser, tenant):
     _, challenge = pkce()
-    resp = await browser.get("/oauth2/authorize",
-                             params=authorize_params(tenant, challenge, prompt="none"))
+    resp = await browser.get(
+        "/oauth2/authorize", params=authorize_params(tenant, challenge, prompt="none")
+    )
     answer = query(resp.headers["Location"])
     assert resp.headers["Location"].startswith(REDIRECT)
     assert answer["error"] == "login_required" and answer["state"] == "s-1"
@@ -133,19 +151,18 @@ async def test_email_page_then_home_realm(broker, browser, tenant):
     flow_id = query(resp.headers["Location"])["flow"]
     page = await browser.get(resp.headers["Location"])
     assert "Work email" in await page.text()
-    resp = await browser.post("/oauth2/login", data={"flow": flow_id,
-                                                     "email": "bob@unknown.test"})
+    resp = await browser.post("/oauth2/login", data={"flow": flow_id, "email": "bob@unknown.test"})
     assert resp.status == 400 and "not set up for unknown.test" in await resp.text()
-    resp = await browser.post("/oauth2/login", data={"flow": flow_id,
-                                                     "email": f"bob@{tenant.domain}"})
+    resp = await browser.post(
+        "/oauth2/login", data={"flow": flow_id, "email": f"bob@{tenant.domain}"}
+    )
     assert resp.status == 303
     assert resp.headers["Location"] == f"/saml/{tenant.connection_id}/start?flow={flow_id}"
     flow = broker.store.flows.get(flow_id)
     assert flow.status == "upstream" and flow.request["login_hint"] == f"bob@{tenant.domain}"
 
 
-async def test_session_answers_second_authorize_unless_login_or_max_age(broker, browser,
-                                                                        tenant):
+async def test_session_answers_second_authorize_unless_login_or_max_age(broker, browser, tenant):
     await sign_in(broker, browser, tenant)
     _, challenge = pkce()
     resp = await browser.get("/oauth2/authorize", params=authorize_params(tenant, challenge))
@@ -153,8 +170,9 @@ async def test_session_answers_second_authorize_unless_login_or_max_age(broker, 
     assert query(resp.headers["Location"])["state"] == "s-1"
     for extra in ({"prompt": "login"}, {"max_age": "0"}):
         time.sleep(0.01)
-        resp = await browser.get("/oauth2/authorize",
-                                 params=authorize_params(tenant, challenge, **extra))
+        resp = await browser.get(
+            "/oauth2/authorize", params=authorize_params(tenant, challenge, **extra)
+        )
         assert resp.headers["Location"].startswith("/saml/"), extra
 
 
@@ -168,8 +186,9 @@ async def test_connection_hint_picks_connection(broker, browser, tenant):
 
 async def test_form_post_code_via_resume(broker, browser, tenant):
     _verifier, challenge = pkce()
-    resp = await browser.get("/oauth2/authorize", params=authorize_params(
-        tenant, challenge, response_mode="form_post"))
+    resp = await browser.get(
+        "/oauth2/authorize", params=authorize_params(tenant, challenge, response_mode="form_post")
+    )
     outcome = await upstream_login(broker, browser, tenant, resp.headers["Location"])
     assert outcome.redirect_url.startswith(broker.url + "/oauth2/resume?flow=")
     page = await browser.get(outcome.redirect_url)
@@ -181,11 +200,21 @@ async def test_form_post_code_via_resume(broker, browser, tenant):
 
 
 async def test_front_channel_only_id_token(broker, browser):
-    tenant = make_tenant(broker.store, domain="front.test", front_channel_only=True,
-                         id_token_signed_response_alg="ES256")
-    params = {"client_id": tenant.client_id, "redirect_uri": REDIRECT,
-              "response_type": "id_token", "response_mode": "form_post", "scope": "openid",
-              "state": "st", "login_hint": "alice@front.test"}
+    tenant = make_tenant(
+        broker.store,
+        domain="front.test",
+        front_channel_only=True,
+        id_token_signed_response_alg="ES256",
+    )
+    params = {
+        "client_id": tenant.client_id,
+        "redirect_uri": REDIRECT,
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "scope": "openid",
+        "state": "st",
+        "login_hint": "alice@front.test",
+    }
     resp = await browser.get("/oauth2/authorize", params=params)  # nonce missing
     assert resp.status == 200 and "invalid_request" in await resp.text()
     resp = await browser.get("/oauth2/authorize", params=dict(params, nonce="nn"))
@@ -199,8 +228,10 @@ async def test_front_channel_only_id_token(broker, browser):
     assert 'name="access_token"' not in html and 'name="code"' not in html
     # A standard client may not ask for an ID token in the front channel.
     standard = make_tenant(broker.store, domain="std.test")
-    resp = await browser.get("/oauth2/authorize", params=dict(
-        params, client_id=standard.client_id, nonce="nn", login_hint="a@std.test"))
+    resp = await browser.get(
+        "/oauth2/authorize",
+        params=dict(params, client_id=standard.client_id, nonce="nn", login_hint="a@std.test"),
+    )
     assert "unauthorized_client" in await resp.text()
 
 
@@ -227,9 +258,11 @@ async def test_code_replay_fails_and_revokes(broker, browser, tenant):
     assert replay.status == 400 and (await replay.json())["error"] == "invalid_grant"
     assert (await userinfo_status(broker, tokens["access_token"])).status == 401
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(broker.url + "/oauth2/token", data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-            headers=basic(tenant.client_id, tenant.client_secret))
+        resp = await http.post(
+            broker.url + "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            headers=basic(tenant.client_id, tenant.client_secret),
+        )
         assert (await resp.json())["error"] == "invalid_grant"
 
 
@@ -252,9 +285,13 @@ async def test_refresh_reuse_revokes_family(broker, browser, tenant):
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
     auth = basic(tenant.client_id, tenant.client_secret)
     async with aiohttp.ClientSession() as http:
+
         async def refresh(token: str) -> dict[str, Any]:
-            r = await http.post(broker.url + "/oauth2/token", headers=auth, data={
-                "grant_type": "refresh_token", "refresh_token": token})
+            r = await http.post(
+                broker.url + "/oauth2/token",
+                headers=auth,
+                data={"grant_type": "refresh_token", "refresh_token": token},
+            )
             return dict(await r.json())
 
         second = await refresh(tokens["refresh_token"])
@@ -269,24 +306,44 @@ async def test_refresh_reuse_revokes_family(broker, browser, tenant):
 async def test_private_key_jwt(broker, browser):
     key = ECKey.generate_key("P-256", parameters={"kid": "exec-1"}, private=True)
     other = ECKey.generate_key("P-256", parameters={"kid": "exec-1"}, private=True)
-    tenant = make_tenant(broker.store, domain="pkj.test",
-                         token_endpoint_auth_method="private_key_jwt",
-                         jwks={"keys": [key.as_dict(private=False)]})
+    tenant = make_tenant(
+        broker.store,
+        domain="pkj.test",
+        token_endpoint_auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
 
     def assertion(signer: ECKey, jti: str, aud: str) -> str:
         now = int(time.time())
-        return jwt.encode({"alg": "ES256", "kid": "exec-1"}, {
-            "iss": tenant.client_id, "sub": tenant.client_id, "aud": aud, "jti": jti,
-            "iat": now, "exp": now + 60}, signer)
+        return jwt.encode(
+            {"alg": "ES256", "kid": "exec-1"},
+            {
+                "iss": tenant.client_id,
+                "sub": tenant.client_id,
+                "aud": aud,
+                "jti": jti,
+                "iat": now,
+                "exp": now + 60,
+            },
+            signer,
+        )
 
     token_url = broker.url + "/oauth2/token"
     async with aiohttp.ClientSession() as http:
+
         async def post(code: str, verifier: str, client_assertion: str) -> aiohttp.ClientResponse:
-            r = await http.post(token_url, data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                "code_verifier": verifier, "client_id": tenant.client_id,
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": client_assertion})
+            r = await http.post(
+                token_url,
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": REDIRECT,
+                    "code_verifier": verifier,
+                    "client_id": tenant.client_id,
+                    "client_assertion_type": JWT_BEARER,
+                    "client_assertion": client_assertion,
+                },
+            )
             await r.read()
             return r
 
@@ -307,8 +364,9 @@ async def test_bad_bearer_at_userinfo(broker, browser, tenant):
     for token in ("not-a-jwt", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."):
         resp = await userinfo_status(broker, token)
         assert resp.status == 401
-        assert resp.headers["WWW-Authenticate"].startswith('Bearer realm="exec-broker", '
-                                                           'error="invalid_token"')
+        assert resp.headers["WWW-Authenticate"].startswith(
+            'Bearer realm="exec-broker", error="invalid_token"'
+        )
     async with aiohttp.ClientSession() as http:
         resp = await http.get(broker.url + "/oauth2/userinfo")
         assert resp.status == 401 and "error=" not in resp.headers["WWW-Authenticate"]
@@ -331,8 +389,7 @@ async def test_access_tokens_are_self_contained(broker, browser, tenant):
     code, verifier = await sign_in(broker, browser, tenant)
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
     assert broker.store.db.scalar("SELECT COUNT(*) FROM access_tokens") == 0
-    claims = jwt.decode(tokens["access_token"],
-                        broker.services.keyring.verification_keys()).claims
+    claims = jwt.decode(tokens["access_token"], broker.services.keyring.verification_keys()).claims
     assert claims["grant_id"].startswith("fam_") and claims["sid"].startswith("ses_")
     assert (await userinfo_status(broker, tokens["access_token"])).status == 200
 
@@ -352,14 +409,23 @@ async def test_revoke_user_after_session_expired(broker, browser, tenant):
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
     broker.store.db.execute("UPDATE broker_sessions SET expires_at = ?", (time.time() - 1,))
     async with aiohttp.ClientSession() as http:
-        r = await http.post(broker.url + "/oauth2/token", data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-            headers=basic(tenant.client_id, tenant.client_secret))
+        r = await http.post(
+            broker.url + "/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            headers=basic(tenant.client_id, tenant.client_secret),
+        )
         fresh = await r.json()
     assert (await userinfo_status(broker, fresh["access_token"])).status == 200
-    assert access.revoke_user(broker.store, broker.services.clock,
-                              organization_id=tenant.org_id, email=f"alice@{tenant.domain}",
-                              reason="dsync_deleted") == 1
+    assert (
+        access.revoke_user(
+            broker.store,
+            broker.services.clock,
+            organization_id=tenant.org_id,
+            email=f"alice@{tenant.domain}",
+            reason="dsync_deleted",
+        )
+        == 1
+    )
     assert (await userinfo_status(broker, fresh["access_token"])).status == 401
 
 
@@ -367,9 +433,11 @@ async def test_revocation_endpoint(broker, browser, tenant):
     code, verifier = await sign_in(broker, browser, tenant)
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
     async with aiohttp.ClientSession() as http:
-        resp = await http.post(broker.url + "/oauth2/revoke", data={
-            "token": tokens["access_token"]},
-            headers=basic(tenant.client_id, tenant.client_secret))
+        resp = await http.post(
+            broker.url + "/oauth2/revoke",
+            data={"token": tokens["access_token"]},
+            headers=basic(tenant.client_id, tenant.client_secret),
+        )
         assert resp.status == 200
     assert (await userinfo_status(broker, tokens["access_token"])).status == 401
 
@@ -377,11 +445,13 @@ async def test_revocation_endpoint(broker, browser, tenant):
 async def test_key_rotation_keeps_earlier_tokens_valid(broker, browser, tenant):
     code, verifier = await sign_in(broker, browser, tenant)
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
-    old_kid = jwt.decode(tokens["id_token"], KeySet.import_key_set(
-        broker.services.keyring.public_jwks())).header["kid"]
+    old_kid = jwt.decode(
+        tokens["id_token"], KeySet.import_key_set(broker.services.keyring.public_jwks())
+    ).header["kid"]
     settings = broker.settings
-    rotate(broker.store, settings.certs_dir, time.time(),
-           settings.get("keys.rotation_grace_seconds"))
+    rotate(
+        broker.store, settings.certs_dir, time.time(), settings.get("keys.rotation_grace_seconds")
+    )
     broker.services.keyring.refresh(force=True)
     async with aiohttp.ClientSession() as http:
         resp = await http.get(broker.url + "/oauth2/jwks")
@@ -441,10 +511,17 @@ async def test_sso_off_and_inactive_connection_are_refused(broker, browser):
 async def test_test_login_on_draft_connection(broker):
     tenant = make_tenant(broker.store, domain="draft.test", sso=False, connection_state="draft")
     store, clock = broker.store, broker.services.clock
-    flow_id = login.create_test_login(store, clock, tenant.connection_id, audit.CLI)
-    outcome = login.complete_upstream(store, clock, connection_id=tenant.connection_id,
-                                      flow_id=flow_id, identity=identity(tenant),
-                                      actor=audit.CLI)
+    config = broker.services.login_config
+    flow_id = login.create_test_login(store, clock, tenant.connection_id, audit.CLI, config)
+    outcome = login.complete_upstream(
+        store,
+        clock,
+        connection_id=tenant.connection_id,
+        flow_id=flow_id,
+        identity=identity(tenant),
+        actor=audit.CLI,
+        config=config,
+    )
     assert outcome.test_login and outcome.session_token is None
     assert outcome.redirect_url.startswith(f"/admin/connections/{tenant.connection_id}/test")
     result = login.test_login_result(store, flow_id)
@@ -455,12 +532,21 @@ async def test_test_login_on_draft_connection(broker):
 
 async def test_idp_initiated_then_authorize_from_session(broker, browser, tenant):
     services = broker.services
-    outcome = await services.run(login.complete_upstream, services.store, services.clock,
-                                 connection_id=tenant.connection_id, flow_id=None,
-                                 identity=identity(tenant), actor=audit.CLI)
+    outcome = await services.run(
+        login.complete_upstream,
+        services.store,
+        services.clock,
+        connection_id=tenant.connection_id,
+        flow_id=None,
+        identity=identity(tenant),
+        actor=audit.CLI,
+        config=services.login_config,
+    )
     assert outcome.redirect_url.startswith(INITIATE)
-    assert query(outcome.redirect_url) == {"iss": broker.url,
-                                           "login_hint": f"alice@{tenant.domain}"}
+    assert query(outcome.redirect_url) == {
+        "iss": broker.url,
+        "login_hint": f"alice@{tenant.domain}",
+    }
     browser.set_session(broker.settings, outcome.session_token)
     _, challenge = pkce()
     resp = await browser.get("/oauth2/authorize", params=authorize_params(tenant, challenge))
@@ -471,9 +557,13 @@ async def test_idp_initiated_then_authorize_from_session(broker, browser, tenant
 async def test_revoke_user_ends_access(broker, browser, tenant):
     code, verifier = await sign_in(broker, browser, tenant)
     tokens = await (await exchange(broker, tenant, code, verifier)).json()
-    count = access.revoke_user(broker.store, broker.services.clock,
-                               organization_id=tenant.org_id,
-                               email=f"ALICE@{tenant.domain}", reason="dsync_deactivated")
+    count = access.revoke_user(
+        broker.store,
+        broker.services.clock,
+        organization_id=tenant.org_id,
+        email=f"ALICE@{tenant.domain}",
+        reason="dsync_deactivated",
+    )
     assert count == 1
     assert (await userinfo_status(broker, tokens["access_token"])).status == 401
     _, challenge = pkce()
@@ -482,22 +572,39 @@ async def test_revoke_user_ends_access(broker, browser, tenant):
 
 
 async def test_login_config_is_passed_not_global(broker, browser, tenant):
-    """Two configs in one process do not see each other: the explicit one wins, and the
-    process-wide fallback is left as it was."""
+    """Two configs in one process do not see each other: each call uses the one it is
+    given, and there is no process-wide one to fall back on."""
+    import inspect
     from dataclasses import replace
 
-    from broker.core import flows
+    from broker.core import flows, grants
 
+    assert not hasattr(flows, "configure") and not hasattr(flows, "config")
+    for fn in (
+        login.begin_authorize,
+        login.resume,
+        login.complete_upstream,
+        login.create_test_login,
+        flows.create,
+        grants.issue_code,
+        grants.record_issued,
+    ):
+        assert inspect.signature(fn).parameters["config"].default is inspect.Parameter.empty
     services = broker.services
-    before = flows.config()
     other = replace(services.login_config, issuer="https://other.test", session_ttl=60)
-    outcome = await services.run(login.complete_upstream, services.store, services.clock,
-                                 connection_id=tenant.connection_id, flow_id=None,
-                                 identity=identity(tenant), actor=audit.CLI, config=other)
+    outcome = await services.run(
+        login.complete_upstream,
+        services.store,
+        services.clock,
+        connection_id=tenant.connection_id,
+        flow_id=None,
+        identity=identity(tenant),
+        actor=audit.CLI,
+        config=other,
+    )
     assert query(outcome.redirect_url)["iss"] == "https://other.test"
     assert outcome.session_expires_at is not None
     assert outcome.session_expires_at - time.time() <= 60
-    assert flows.config() is before
     assert services.login_config.issuer == broker.url
 
 
@@ -515,9 +622,17 @@ async def test_concurrent_redemption_counts_as_replay(broker, browser, tenant):
     server = broker.app[SERVER]
     raw = base64.b64encode(f"{tenant.client_id}:{tenant.client_secret}".encode()).decode()
     racing = AiohttpOAuth2Request(
-        "POST", broker.url + "/oauth2/token", {"Authorization": f"Basic {raw}"}, {},
-        MultiDict(grant_type="authorization_code", code=code, redirect_uri=REDIRECT,
-                  code_verifier=verifier))
+        "POST",
+        broker.url + "/oauth2/token",
+        {"Authorization": f"Basic {raw}"},
+        {},
+        MultiDict(
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=REDIRECT,
+            code_verifier=verifier,
+        ),
+    )
     racing.actor = actor_for("127.0.0.1", "race")
     grant = server.get_token_grant(racing)
     grant.validate_token_request()  # B: the code is still unused

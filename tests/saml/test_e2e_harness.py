@@ -34,8 +34,6 @@ from tests.fakes.saml_idp import FakeSamlIdP, generate_key_and_cert
 from tests.oidc.helpers import INITIATE, REDIRECT, Browser, pkce, query
 
 clock = SystemClock()
-# The shared request-id middleware stores plain string keys on requests (not ours).
-NOT_APP_KEY = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 _INPUT = re.compile(r'<input type="hidden" name="([A-Za-z]+)" value="([^"]*)"')
 _ACTION = re.compile(r'<form method="post" action="([^"]+)"')
 

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
-import pytest
 from yarl import URL
 
 from broker.clock import SystemClock
@@ -23,9 +22,6 @@ from tests.fakes.oidc_idp import FakeOidcIdP
 
 clock = SystemClock()
 
-# aiohttp 3.14 warns about the foundation middleware's string request keys
-# (broker/web/middlewares.py, not ours); without this the warning becomes a 500.
-NOT_APP_KEY = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 EXEC_REDIRECT = "http://127.0.0.1:9/exec/callback"
 IDP_CLIENT_ID = "broker-rp"
 IDP_CLIENT_SECRET = "s3cret:with/odd chars+"

@@ -13,7 +13,6 @@ from broker.core import audit, connections, login
 from tests.fakes.oidc_idp import FakeOidcIdP
 from tests.upstream_oidc.helpers import (
     EXEC_REDIRECT,
-    NOT_APP_KEY,
     Browser,
     Hop,
     OidcTenant,
@@ -22,8 +21,6 @@ from tests.upstream_oidc.helpers import (
     pkce,
     query,
 )
-
-pytestmark = NOT_APP_KEY
 
 
 def _sessions(broker: Any) -> int:
@@ -205,7 +202,12 @@ async def test_test_login_on_a_draft_connection(broker, idp):
     )
     services = broker.services
     flow_id = await services.run(
-        login.create_test_login, broker.store, services.clock, tenant.connection_id, audit.CLI
+        login.create_test_login,
+        broker.store,
+        services.clock,
+        tenant.connection_id,
+        audit.CLI,
+        services.login_config,
     )
     result_path = connections.test_result_path(tenant.connection_id, flow_id)
     browser = Browser(idp)
@@ -233,7 +235,12 @@ async def test_a_refused_test_login_ends_on_the_result_page(broker, idp):
     idp.misbehave["id_token_nonce"] = "not-the-nonce"
     services = broker.services
     flow_id = await services.run(
-        login.create_test_login, broker.store, services.clock, tenant.connection_id, audit.CLI
+        login.create_test_login,
+        broker.store,
+        services.clock,
+        tenant.connection_id,
+        audit.CLI,
+        services.login_config,
     )
     browser = Browser(idp)
     try:
