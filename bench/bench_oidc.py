@@ -44,35 +44,66 @@ def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
     config = LoginConfig(issuer=home.url, code_ttl=600)  # codes outlive the warm-up
     store, clock = home.store, SystemClock()
     org = organizations.create_organization(store, clock, audit.CLI, f"Bench {alg}")
-    client, secret, _ = clients.create_client(store, clock, audit.CLI, name="Exec",
-                                              redirect_uris=[REDIRECT],
-                                              id_token_signed_response_alg=alg)
+    client, secret, _ = clients.create_client(
+        store,
+        clock,
+        audit.CLI,
+        name="Exec",
+        redirect_uris=[REDIRECT],
+        id_token_signed_response_alg=alg,
+    )
     now = clock.now()
-    claims = {"sub": "u_bench", "email": "a@bench.test", "email_verified": True,
-              "org_id": org.id, "connection_id": "conn_x", "connection_type": "saml",
-              "idp_id": "00u", "groups": ["eng"], "role": "member", "seat": "basic"}
-    session = BrokerSession(id=new_id("ses"), organization_id=org.id, connection_id="conn_x",
-                            subject="u_bench", email="a@bench.test", directory_user_id=None,
-                            claims=claims, auth_time=now, created_at=now,
-                            expires_at=now + 3600)
+    claims = {
+        "sub": "u_bench",
+        "email": "a@bench.test",
+        "email_verified": True,
+        "org_id": org.id,
+        "connection_id": "conn_x",
+        "connection_type": "saml",
+        "idp_id": "00u",
+        "groups": ["eng"],
+        "role": "member",
+        "seat": "basic",
+    }
+    session = BrokerSession(
+        id=new_id("ses"),
+        organization_id=org.id,
+        connection_id="conn_x",
+        subject="u_bench",
+        email="a@bench.test",
+        directory_user_id=None,
+        claims=claims,
+        auth_time=now,
+        created_at=now,
+        expires_at=now + 3600,
+    )
     challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest())
-    request = AuthorizeRequest(client_id=client.id, redirect_uri=REDIRECT,
-                               response_type="code", response_mode="query",
-                               scope="openid email", nonce="n",
-                               code_challenge=challenge.rstrip(b"=").decode(),
-                               code_challenge_method="S256")
+    request = AuthorizeRequest(
+        client_id=client.id,
+        redirect_uri=REDIRECT,
+        response_type="code",
+        response_mode="query",
+        scope="openid email",
+        nonce="n",
+        code_challenge=challenge.rstrip(b"=").decode(),
+        code_challenge_method="S256",
+    )
     codes = []
     with store.transaction():
         store.sessions.create(session, hash_token(new_id("ses")))
         for _ in range(count):
-            codes.append(grants.issue_code(store, now, request=request, session=session,
-                                           flow_id=None, config=config))
+            codes.append(
+                grants.issue_code(
+                    store, now, request=request, session=session, flow_id=None, config=config
+                )
+            )
     assert secret is not None
     return client.id, secret, codes
 
 
-async def load(url: str, jobs: list[dict[str, Any]], concurrency: int,
-               headers: dict[str, str]) -> tuple[float, int, int]:
+async def load(
+    url: str, jobs: list[dict[str, Any]], concurrency: int, headers: dict[str, str]
+) -> tuple[float, int, int]:
     """(seconds, ok, failed) for running every job with `concurrency` in flight."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for job in jobs:
@@ -80,6 +111,7 @@ async def load(url: str, jobs: list[dict[str, Any]], concurrency: int,
     ok = failed = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http:
+
         async def worker() -> None:
             nonlocal ok, failed
             while not queue.empty():
@@ -100,9 +132,19 @@ async def load(url: str, jobs: list[dict[str, Any]], concurrency: int,
 
 
 def token_jobs(codes: list[str]) -> list[dict[str, Any]]:
-    return [{"method": "POST", "path": "/oauth2/token",
-             "data": {"grant_type": "authorization_code", "code": c, "redirect_uri": REDIRECT,
-                      "code_verifier": VERIFIER}} for c in codes]
+    return [
+        {
+            "method": "POST",
+            "path": "/oauth2/token",
+            "data": {
+                "grant_type": "authorization_code",
+                "code": c,
+                "redirect_uri": REDIRECT,
+                "code_verifier": VERIFIER,
+            },
+        }
+        for c in codes
+    ]
 
 
 def main() -> None:
@@ -121,15 +163,23 @@ def main() -> None:
                     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
                     headers = {"Authorization": f"Basic {basic}"}
                     asyncio.run(load(home.url, token_jobs(codes[:200]), 16, headers))  # warm
-                    seconds, ok, failed = asyncio.run(load(
-                        home.url, token_jobs(codes[200:]), args.concurrency, headers))
-                    print(f"workers={workers} token endpoint {alg}: {ok / seconds:8.0f} "
-                          f"code exchanges/s ({ok} ok, {failed} failed, {seconds:.2f} s)")
-                jobs = [{"method": "GET", "path": p} for _ in range(args.discovery // 2)
-                        for p in ("/.well-known/openid-configuration", "/oauth2/jwks")]
+                    seconds, ok, failed = asyncio.run(
+                        load(home.url, token_jobs(codes[200:]), args.concurrency, headers)
+                    )
+                    print(
+                        f"workers={workers} token endpoint {alg}: {ok / seconds:8.0f} "
+                        f"code exchanges/s ({ok} ok, {failed} failed, {seconds:.2f} s)"
+                    )
+                jobs = [
+                    {"method": "GET", "path": p}
+                    for _ in range(args.discovery // 2)
+                    for p in ("/.well-known/openid-configuration", "/oauth2/jwks")
+                ]
                 seconds, ok, failed = asyncio.run(load(home.url, jobs, args.concurrency, {}))
-                print(f"workers={workers} discovery+JWKS: {ok / seconds:8.0f} requests/s "
-                      f"({ok} ok, {failed} failed)")
+                print(
+                    f"workers={workers} discovery+JWKS: {ok / seconds:8.0f} requests/s "
+                    f"({ok} ok, {failed} failed)"
+                )
                 print(f"load average: {_load()}")
 
 

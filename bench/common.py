@@ -63,8 +63,12 @@ def broker_home(**env: str) -> Iterator[Home]:
         os.environ["BROKER_CONFIG"] = str(config)
         with contextlib.redirect_stdout(open(os.devnull, "w")):
             assert cli_main(["init", "--public-url", f"http://127.0.0.1:{port}"]) == 0
-        child_env = {**os.environ, "BROKER_CONFIG": str(config), "BROKER_LOG_LEVEL": "warning",
-                     **env}
+        child_env = {
+            **os.environ,
+            "BROKER_CONFIG": str(config),
+            "BROKER_LOG_LEVEL": "warning",
+            **env,
+        }
         settings = settings_module.load(config)
         store = SQLiteStore.open(settings.database)
         try:
@@ -91,7 +95,10 @@ def serve(home: Home, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
     """`exec-broker serve --workers N` on the home's port until the block ends."""
     proc = subprocess.Popen(
         [str(BIN), "serve", "--workers", str(workers), "--port", str(home.port)],
-        env=home.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=home.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_ready(home.url)
         if workers > 1:

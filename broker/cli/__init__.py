@@ -34,7 +34,8 @@ AREAS: tuple[str, ...] = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exec-broker",
-        description="Exec Identity Broker: SSO (SAML/OIDC) and Directory Sync (SCIM) for Exec.")
+        description="Exec Identity Broker: SSO (SAML/OIDC) and Directory Sync (SCIM) for Exec.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in AREAS:
         importlib.import_module(name).register(sub)

@@ -33,9 +33,14 @@ def organization_for_domain(store: Store, domain: str) -> str | None:
     return None if owner is None else owner.organization_id
 
 
-def resolve_connection(store: Store, *, connection_id: str | None = None,
-                       organization_id: str | None = None, email: str | None = None,
-                       domain: str | None = None) -> Connection | None:
+def resolve_connection(
+    store: Store,
+    *,
+    connection_id: str | None = None,
+    organization_id: str | None = None,
+    email: str | None = None,
+    domain: str | None = None,
+) -> Connection | None:
     """hint's domain → verified domain → organization → its active connection."""
     if connection_id:
         try:

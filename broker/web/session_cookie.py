@@ -24,11 +24,18 @@ def cookie_name(settings: Settings) -> str:
     return SECURE_NAME if _secure(settings) else PLAIN_NAME
 
 
-def set_session_cookie(response: web.StreamResponse, settings: Settings, token: str,
-                       max_age: int | None = None) -> None:
+def set_session_cookie(
+    response: web.StreamResponse, settings: Settings, token: str, max_age: int | None = None
+) -> None:
     response.set_cookie(
-        cookie_name(settings), token, max_age=max_age, path="/", httponly=True,
-        secure=_secure(settings), samesite="Lax")
+        cookie_name(settings),
+        token,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        secure=_secure(settings),
+        samesite="Lax",
+    )
 
 
 def read_session_cookie(request: web.Request, settings: Settings) -> str | None:
@@ -37,5 +44,6 @@ def read_session_cookie(request: web.Request, settings: Settings) -> str | None:
 
 
 def clear_session_cookie(response: web.StreamResponse, settings: Settings) -> None:
-    response.del_cookie(cookie_name(settings), path="/", secure=_secure(settings),
-                        httponly=True, samesite="Lax")
+    response.del_cookie(
+        cookie_name(settings), path="/", secure=_secure(settings), httponly=True, samesite="Lax"
+    )
