@@ -44,6 +44,7 @@ BACKGROUND_MODULES: tuple[str, ...] = (
     "broker.oidc.backchannel",
     "broker.admin.domain_recheck",
     "broker.saml.refresh",
+    "broker.upstream_oidc.refresh",
 )
 
 

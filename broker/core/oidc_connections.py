@@ -11,6 +11,9 @@ The configuration (Connection.config, JSON) of an OIDC connection:
     claims            per-connection claim-name overrides, field → claim name
     ca_pem            optional PEM bundle replacing the system trust store for this IdP
     hosted_domain     optional (Google): the `hd` claim every login must carry
+    discovery_error   set by the background refresher (record_discovery_check): why the
+                      IdP's discovery document or JWKS could not be refreshed, else None
+    discovery_checked_at  when that outcome (error or recovery) was first seen
 
 Lifecycle (activate, deactivate, test) is core.connections' and core.login's; events and
 audit entries are written in the same transaction as the connection (an outbox).
@@ -363,4 +366,41 @@ def describe(connection: Connection) -> dict[str, Any]:
         "claims": dict(config.get("claims") or {}),
         "custom_ca": bool(config.get("ca_pem")),
         "hosted_domain": config.get("hosted_domain"),
+        "discovery_error": config.get("discovery_error"),
+        "discovery_checked_at": config.get("discovery_checked_at"),
     }
+
+
+def record_discovery_check(
+    store: Store, clock: Clock, connection_id: str, error: str | None, detail: str | None = None
+) -> bool:
+    """Record the outcome of a background discovery/JWKS refresh on the connection's config
+    (`discovery_error`: the public reason or None; `discovery_checked_at`: when that outcome
+    was first seen). Written only when the outcome changes, so that a refresher running
+    every few minutes in every worker does not write on each round; a change is audited
+    (with the private `detail`). Returns whether anything was written."""
+    now = clock.now()
+    with store.transaction():
+        # Read inside the transaction: another worker may have recorded the same outcome.
+        connection = store.connections.get(connection_id)
+        if connection.type != "oidc":
+            raise InvalidInput("only OIDC connections have a discovery document")
+        config = connection.config
+        if config.get("discovery_error") == error:  # absent counts as "no error"
+            return False
+        store.connections.update(
+            connection_id,
+            config={**config, "discovery_error": error, "discovery_checked_at": now},
+        )
+        audit.record(
+            store,
+            audit.SYSTEM,
+            "connection.discovery_failed" if error else "connection.discovery_recovered",
+            now,
+            organization_id=connection.organization_id,
+            target=connection_id,
+            issuer=config.get("issuer"),
+            error=error,
+            detail=detail,
+        )
+    return True

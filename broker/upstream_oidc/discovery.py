@@ -7,7 +7,8 @@ normalisation, so a look-alike issuer can never stand in for the real one. Every
 it names must be HTTPS (§3), like the issuer itself.
 
 The cache holds public data only (never flow state, DESIGN §8), so each worker keeps its
-own: discovery for `metadata_ttl` seconds (then re-fetched on the next use; a failing
+own: discovery for `metadata_ttl` seconds (kept warm by the background refresher,
+broker.upstream_oidc.refresh, else re-fetched on the next use; a failing
 refresh keeps serving the last good document for up to `max_stale` seconds so that an IdP
 blip does not stop logins), and each JWKS until a token names a `kid` it lacks (a key
 rotation), then re-fetched at most once per `jwks_min_refresh` seconds per JWKS URL so
@@ -176,6 +177,26 @@ class ProviderCache:
                 raise
             self._metadata[key] = _MetadataEntry(metadata, self._now())
             return metadata
+
+    async def refresh(self, issuer: str, ca_pem: str | None = None) -> ProviderMetadata:
+        """Fetch the discovery document and its JWKS now, whatever their age (the
+        background refresher, broker.upstream_oidc.refresh, so that logins find them
+        fresh). Each copy is replaced only by a good one: on failure the error is raised
+        and the last good copies stay cached."""
+        key = (issuer, _digest(ca_pem))
+        async with self._lock("md", *key):
+            metadata = await self._fetch_metadata(issuer, ca_pem)
+            self._metadata[key] = _MetadataEntry(metadata, self._now())
+        jwks_key = (metadata.jwks_uri, _digest(ca_pem))
+        async with self._lock("jwks", *jwks_key):
+            keys = await self._fetch_jwks(metadata.jwks_uri, ca_pem)
+            self._jwks[jwks_key] = _JwksEntry(keys, self._now())
+        return metadata
+
+    def cached_kids(self, jwks_uri: str, ca_pem: str | None = None) -> list[str]:
+        """The kids of the cached JWKS at `jwks_uri` (for the refresher's report)."""
+        entry = self._jwks.get((jwks_uri, _digest(ca_pem)))
+        return list(entry.keys) if entry else []
 
     async def _fetch_metadata(self, issuer: str, ca_pem: str | None) -> ProviderMetadata:
         response = await self.http.request(

@@ -192,7 +192,7 @@ class RelyingParty:
         return flow, connection
 
     async def _metadata(self, connection: Connection) -> ProviderMetadata:
-        await self._refresh_allowlist()
+        await self.refresh_allowlist()
         try:
             return await self.cache.metadata(
                 str(connection.config["issuer"]), connection.config.get("ca_pem")
@@ -202,7 +202,7 @@ class RelyingParty:
         except DiscoveryError as exc:
             raise UpstreamRefused(f"discovery_{exc.kind}", exc.public, exc.detail, 502) from exc
 
-    async def _refresh_allowlist(self) -> None:
+    async def refresh_allowlist(self) -> None:
         """The admin's run-time allow-list (store) joins the settings' list."""
         now = time.monotonic()
         if now - self._allowlist_at < _ALLOWLIST_REFRESH_SECONDS:

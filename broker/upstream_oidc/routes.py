@@ -129,7 +129,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
-    app[RELYING_PARTY] = build(app)
+    """Routes, plus the RelyingParty on the app (RELYING_PARTY) and on
+    `Services.upstream_oidc`, where broker.upstream_oidc.refresh finds its cache."""
+    rp = build(app)
+    app[RELYING_PARTY] = rp
+    app[SERVICES].upstream_oidc = rp
     app.router.add_get("/oidc/{connection_id}/start", start_login)
     app.router.add_get("/oidc/{connection_id}/callback", callback)
     app.cleanup_ctx.append(_lifecycle)

@@ -37,6 +37,11 @@ class Services:
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     )
+    # The upstream OIDC edge's per-worker state (its RelyingParty: HTTP pool + provider
+    # cache), set by broker.upstream_oidc.routes.setup so that its background refresher,
+    # which gets only `services`, warms the very cache logins read. Typed loosely: this
+    # module must not import an edge.
+    upstream_oidc: object | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
