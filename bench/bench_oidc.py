@@ -36,14 +36,36 @@ VERIFIER = "bench-verifier-" + "x" * 40
 def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
     """A tenant, a client signing with `alg`, one broker session, `count` fresh codes."""
     from broker.clock import SystemClock
-    from broker.core import audit, clients, grants, organizations
+    from broker.core import audit, clients, domains, grants, organizations, policy
     from broker.core.flows import AuthorizeRequest, LoginConfig
+    from broker.core.models import Connection
     from broker.core.ports import BrokerSession
     from broker.ids import hash_token, new_id
 
     config = LoginConfig(issuer=home.url, code_ttl=600)  # codes outlive the warm-up
     store, clock = home.store, SystemClock()
     org = organizations.create_organization(store, clock, audit.CLI, f"Bench {alg}")
+    # A tenant whose sessions pass the grant-time checks: verified domain, an active
+    # connection, SSO on (tokens are refused once any of these stops being true).
+    domain = domains.add_domain(store, clock, audit.CLI, org.id, f"{alg.lower()}.bench.test")
+    with store.transaction():
+        store.domains.update(domain.id, state="verified", verified_at=clock.now())
+    connection = Connection(
+        id=new_id("conn"),
+        organization_id=org.id,
+        type="saml",
+        preset="generic",
+        name="Bench IdP",
+        state="active",
+        config={},
+        created_at=clock.now(),
+        updated_at=clock.now(),
+        tested_at=clock.now(),
+    )
+    with store.transaction():
+        store.connections.create(connection)
+    policy.enable_sso(store, clock, audit.CLI, org.id)
+    email = f"a@{domain.domain}"
     client, secret, _ = clients.create_client(
         store,
         clock,
@@ -55,10 +77,10 @@ def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
     now = clock.now()
     claims = {
         "sub": "u_bench",
-        "email": "a@bench.test",
+        "email": email,
         "email_verified": True,
         "org_id": org.id,
-        "connection_id": "conn_x",
+        "connection_id": connection.id,
         "connection_type": "saml",
         "idp_id": "00u",
         "groups": ["eng"],
@@ -68,9 +90,9 @@ def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
     session = BrokerSession(
         id=new_id("ses"),
         organization_id=org.id,
-        connection_id="conn_x",
+        connection_id=connection.id,
         subject="u_bench",
-        email="a@bench.test",
+        email=email,
         directory_user_id=None,
         claims=claims,
         auth_time=now,
