@@ -188,7 +188,9 @@ class CodeGrant(_Minting, AuthorizationCodeGrant):  # type: ignore[misc]
         )
 
     def save_authorization_code(self, code: str, request: Any) -> None:
-        raise NotImplementedError("codes are issued by broker.core.login")
+        # Authlib calls this only from its own authorization endpoint, which the broker
+        # does not mount: codes are issued by broker.core.grants.issue_code after login.
+        raise RuntimeError("the broker issues codes in broker.core.grants, not through Authlib")
 
 
 class RefreshGrant(_Minting, RefreshTokenGrant):  # type: ignore[misc]
