@@ -367,6 +367,34 @@ SCHEMA: tuple[Setting, ...] = (
         86400,
         "Lifetime of the first-run setup URL.",
     ),
+    Setting(
+        "admin",
+        "login_max_failures",
+        _int(1, 100),
+        5,
+        "Failed sign-ins per (username, address) within the window before that pair locks.",
+    ),
+    Setting(
+        "admin",
+        "login_window_seconds",
+        _int(60, 86400),
+        900,
+        "How long failed sign-ins are counted before the count starts again.",
+    ),
+    Setting(
+        "admin",
+        "login_lockout_seconds",
+        _int(60, 86400),
+        900,
+        "How long a locked username (or username + address) is refused without a check.",
+    ),
+    Setting(
+        "admin",
+        "login_max_failures_per_user",
+        _int(1, 10_000),
+        20,
+        "Failed sign-ins for one username from any address within the window before it locks.",
+    ),
 )
 
 ALIASES: Mapping[str, str] = {

@@ -1,7 +1,8 @@
 """Sign-in, sign-out and the first-run setup page (issue 8 §1).
 
 Handlers only parse the form and call broker.core.admin_sessions; throttling, token
-checks and the audit trail live there.
+checks and the audit trail live there (the throttle's limits are the `admin.login_*`
+settings, read here per request).
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from broker.admin.security import (
 )
 from broker.core import admin_sessions
 from broker.crypto.secrets import DUMMY_HASH, check_password, hash_password
+from broker.settings import Settings
+
+
+def throttle_limits(settings: Settings) -> admin_sessions.ThrottleLimits:
+    """The sign-in throttle from the `admin.login_*` settings."""
+    return admin_sessions.ThrottleLimits(
+        max_failures=int(settings.get("admin.login_max_failures")),
+        window_seconds=float(settings.get("admin.login_window_seconds")),
+        lockout_seconds=float(settings.get("admin.login_lockout_seconds")),
+        max_failures_per_user=int(settings.get("admin.login_max_failures_per_user")),
+    )
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
@@ -42,6 +54,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         password if isinstance(password, str) else "",
         check_password,
         DUMMY_HASH,
+        throttle_limits(services.settings),
         request.headers.get("User-Agent"),
     )
     if not result.ok or result.cookie is None:

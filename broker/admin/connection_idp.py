@@ -5,23 +5,21 @@ hand, parsed by the SAML edge (broker.admin.idp_input): parse errors, expired
 certificates and a non-HTTPS SSO URL come back as plain-words notices. OIDC: issuer,
 client ID, client secret (a password field, never shown again: a blank field keeps the
 sealed one), scopes and claim overrides, checked by broker.core.oidc_connections.
+Saved settings answer 303 to the connection's page (Post/Redirect/Get, see
+broker.admin.connections); refused ones render the page with status 400 and the reason.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from broker.admin.connections import lines_to_claims, owned, show, tools
+from broker.admin.connections import changed, lines_to_claims, owned, show, tools
 from broker.admin.idp_input import read_idp_settings
 from broker.admin.page import Notice, attempt
 from broker.admin.security import actor, services_of
 from broker.core import connections, oidc_connections
 from broker.core.models import Connection
 from broker.errors import InvalidInput
-
-
-def _failed(notices: list[Notice]) -> int:
-    return 400 if any(n.kind == "bad" for n in notices) else 200
 
 
 async def set_saml(request: web.Request) -> web.StreamResponse:
@@ -40,11 +38,9 @@ async def set_saml(request: web.Request) -> web.StreamResponse:
             )
 
         done = await attempt(services.run(save), notices)
-        if done is not None:
-            for warning in done.config.get("idp_warnings") or ():
-                notices.append(Notice("info", str(warning)))
-            notices.append(Notice("ok", "IdP settings checked and saved. Now run a test login."))
-    return await show(request, notices, _failed(notices))
+        if done is not None:  # its warnings are on the connection; the page shows them
+            return changed(org_id, conn_id, "idp_saved")
+    return await show(request, notices, 400)
 
 
 async def _oidc_input(request: web.Request) -> oidc_connections.OidcConnectionInput:
@@ -95,15 +91,9 @@ async def set_oidc(request: web.Request) -> web.StreamResponse:
         )
 
     done = await attempt(services.run(save), notices)
-    if done is not None:
-        notices.append(
-            Notice(
-                "ok",
-                "Identity provider settings saved (the secret is sealed and not shown "
-                "again). Now run a test login.",
-            )
-        )
-    return await show(request, notices, _failed(notices))
+    if done is None:
+        return await show(request, notices, 400)
+    return changed(org_id, conn_id, "oidc_saved")
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,6 +11,11 @@
 Lifecycle rules are broker.core.connections' (no test login or activation before the IdP
 settings; activation only after a successful test login); parsing, the SP endpoints and
 preset guidance come from the SAML edge through broker.core.connection_tools.
+
+Post/Redirect/Get: a POST that changes the connection answers 303 to its page with
+`?done=<key>`, so reloading the page never sends the change again; the page shows the
+fixed sentence DONE_NOTICES[key] (never text from the URL; an unknown key shows nothing).
+A refused change renders the page at once with status 400 and the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +37,25 @@ OIDC_ISSUER_HINTS = {
     "entra": "https://login.microsoftonline.com/<tenant id>/v2.0",
     "google": "https://accounts.google.com",
 }
+
+
+# The one-time notices a redirect after a change may ask for (`?done=<key>`).
+DONE_NOTICES = {
+    "activated": "Connection active: its users may sign in.",
+    "deactivated": "Connection switched off.",
+    "idp_saved": "IdP settings checked and saved. Now run a test login.",
+    "oidc_saved": (
+        "Identity provider settings saved (the secret is sealed and not shown again). "
+        "Now run a test login."
+    ),
+}
+
+
+def changed(org_id: str, connection_id: str, done: str) -> web.Response:
+    """303 to the connection's page, which then says DONE_NOTICES[done] (PRG)."""
+    if done not in DONE_NOTICES:
+        raise ValueError(f"no notice {done!r}")  # a programming error, not user input
+    return redirect(f"/admin/orgs/{org_id}/connections/{connection_id}?done={done}")
 
 
 def tools() -> connection_tools.SamlTools:
@@ -163,10 +187,16 @@ def _view(store: Store, org_id: str, connection_id: str, now: float) -> dict[str
 
 
 async def detail(request: web.Request) -> web.StreamResponse:
-    return await show(request, [])
+    done = request.query.get("done", "")
+    text = DONE_NOTICES.get(done)
+    notices = [Notice("ok", text)] if text else []
+    return await show(request, notices, idp_warnings=done == "idp_saved")
 
 
-async def show(request: web.Request, notices: list[Notice], status: int = 200) -> web.Response:
+async def show(
+    request: web.Request, notices: list[Notice], status: int = 200, *, idp_warnings: bool = False
+) -> web.Response:
+    """The connection's page; `idp_warnings` adds the warnings of the IdP settings just saved."""
     services = services_of(request)
     saml = tools()
     view = await attempt(
@@ -182,6 +212,9 @@ async def show(request: web.Request, notices: list[Notice], status: int = 200) -
     if view is None:
         return page(request, "not_found.html", notices=notices, status=404)
     connection = view["c"]
+    if idp_warnings:  # before the "saved" notice, as they were found while checking
+        warnings = connection.config.get("idp_warnings") or ()
+        notices[:0] = [Notice("info", str(w)) for w in warnings]
     view["label"] = label(connection.type, connection.preset)
     view["preset"] = saml.preset(connection.preset)
     public_url = services.settings.public_url
@@ -223,14 +256,14 @@ async def test_login(request: web.Request) -> web.StreamResponse:
 
 
 async def activate(request: web.Request) -> web.StreamResponse:
-    return await _switch(request, connections.activate, "Connection active: its users may sign in.")
+    return await _switch(request, connections.activate, "activated")
 
 
 async def deactivate(request: web.Request) -> web.StreamResponse:
-    return await _switch(request, connections.deactivate, "Connection switched off.")
+    return await _switch(request, connections.deactivate, "deactivated")
 
 
-async def _switch(request: web.Request, fn: Any, done_text: str) -> web.Response:
+async def _switch(request: web.Request, fn: Any, done_key: str) -> web.Response:
     services = services_of(request)
     org_id, conn_id = request.match_info["org_id"], request.match_info["conn_id"]
     notices: list[Notice] = []
@@ -242,9 +275,9 @@ async def _switch(request: web.Request, fn: Any, done_text: str) -> web.Response
         return result
 
     done = await attempt(services.run(switch), notices)
-    if done is not None:
-        notices.append(Notice("ok", done_text))
-    return await show(request, notices, 200 if done else 400)
+    if done is None:
+        return await show(request, notices, 400)
+    return changed(org_id, conn_id, done_key)
 
 
 def lines_to_claims(text: str) -> dict[str, str]:

@@ -6,8 +6,12 @@ Rules (DESIGN §6, issue 8):
 - Passwords are argon2 (checked through an injected function; broker.crypto holds argon2).
   An unknown username is checked against a dummy hash, so it answers as slowly as a
   wrong password and says the same words.
-- Failed sign-ins are counted per (username, address); after MAX_FAILURES within the
-  window, that pair is locked out for LOCKOUT_SECONDS without checking the password.
+- Failed sign-ins are counted per (username, address) and per username across all
+  addresses (OWASP Authentication Cheat Sheet, "Account lockout"); past either limit
+  within the window, that pair or that username is refused for the lockout time without
+  checking the password. The limits are settings (`admin.login_*`), passed in as
+  `ThrottleLimits` by the edge. The per-username count lives in the same table as the
+  pairs, under the address USER_WIDE ("" — never an address: an unknown one is "-").
 - A session is a random cookie stored as its SHA-256; it carries a synchronizer CSRF
   token and ends after the configured idle time.
 Every sign-in, failure, sign-out and setup is written to the audit log (never a secret).
@@ -25,10 +29,18 @@ from broker.core.ports import AdminSession, LoginThrottle, Store
 from broker.errors import InvalidInput, NotFound, PolicyError
 from broker.ids import hash_token, new_token, tokens_equal
 
-MAX_FAILURES = 5
-FAILURE_WINDOW_SECONDS = 15 * 60
-LOCKOUT_SECONDS = 15 * 60
+USER_WIDE = ""  # the throttle row counting one username's failures from every address
 TOUCH_EVERY_SECONDS = 15  # write last-seen at most this often (fewer writes per page)
+
+
+@dataclass(frozen=True)
+class ThrottleLimits:
+    """Sign-in throttle limits (settings `admin.login_*`; defaults in broker.settings)."""
+
+    max_failures: int  # per (username, address) within the window
+    window_seconds: float
+    lockout_seconds: float
+    max_failures_per_user: int  # per username, every address together, within the window
 
 
 @dataclass(frozen=True)
@@ -93,16 +105,19 @@ def sign_in(
     password: str,
     check_password: Callable[[str, str], bool],
     dummy_hash: str,
+    limits: ThrottleLimits,
     user_agent: str | None = None,
 ) -> SignIn:
     """Check a password under the throttle; start a session when it is right."""
     now = clock.now()
-    key = (username.strip().lower()[:64], actor.remote_addr or "-")
+    name = username.strip().lower()[:64]
+    key = (name, actor.remote_addr or "-")
     state = store.admin_sessions.throttle(*key)
-    if state is not None and state.locked_until is not None and state.locked_until > now:
-        wait = state.locked_until - now
+    user_state = store.admin_sessions.throttle(name, USER_WIDE)
+    wait = max(_locked_for(state, now), _locked_for(user_state, now))
+    if wait > 0:
         with store.transaction():
-            audit.record(store, actor, "admin.sign_in_throttled", now, username=key[0])
+            audit.record(store, actor, "admin.sign_in_throttled", now, username=name)
         return SignIn(False, _locked_message(wait), retry_after=wait)
     try:
         admin: Admin | None = store.admins.get_by_username(username.strip())
@@ -112,13 +127,30 @@ def sign_in(
     good = check_password(admin.password_hash if admin else dummy_hash, password)
     with store.transaction():
         if admin is None or not good:
-            failures = _record_failure(store, key, state, now)
-            audit.record(
-                store, actor, "admin.sign_in_failed", now, username=key[0], failures=failures
+            # Read again under the write lock: parallel guesses must not share one count.
+            state = store.admin_sessions.throttle(*key)
+            user_state = store.admin_sessions.throttle(name, USER_WIDE)
+            failures, pair_locked = _record_failure(
+                store, key, state, now, limits.max_failures, limits
             )
-            if failures >= MAX_FAILURES:
-                return SignIn(False, _locked_message(LOCKOUT_SECONDS), retry_after=LOCKOUT_SECONDS)
+            user_failures, user_locked = _record_failure(
+                store, (name, USER_WIDE), user_state, now, limits.max_failures_per_user, limits
+            )
+            audit.record(
+                store,
+                actor,
+                "admin.sign_in_failed",
+                now,
+                username=name,
+                failures=failures,
+                failures_all_addresses=user_failures,
+            )
+            if pair_locked or user_locked:
+                wait = limits.lockout_seconds
+                return SignIn(False, _locked_message(wait), retry_after=wait)
             return SignIn(False, "The username or password is not right.")
+        # Only this address's count is cleared: the username-wide count may hold another
+        # address's guesses, which a right password from here does not excuse.
         store.admin_sessions.clear_throttle(*key)
         store.admins.update(admin.id, last_login_at=now)
         cookie = _start_session(store, now, admin, actor, user_agent)
@@ -177,15 +209,34 @@ def _start_session(
     return cookie
 
 
+def _locked_for(state: LoginThrottle | None, now: float) -> float:
+    """Seconds left on a lock, 0 when there is none."""
+    if state is None or state.locked_until is None:
+        return 0.0
+    return max(0.0, state.locked_until - now)
+
+
 def _record_failure(
-    store: Store, key: tuple[str, str], state: LoginThrottle | None, now: float
-) -> int:
-    if state is None or now - state.window_start > FAILURE_WINDOW_SECONDS:
+    store: Store,
+    key: tuple[str, str],
+    state: LoginThrottle | None,
+    now: float,
+    limit: int,
+    limits: ThrottleLimits,
+) -> tuple[int, bool]:
+    """Count one failure under `key`; (failures in the window, whether it is now locked)."""
+    # A new window after the old one ran out, or after a lock ended (else, with a lockout
+    # shorter than the window, the next single mistake would lock again at once). A lock
+    # still running (a parallel guess set it) is never reset here, only extended.
+    if state is None or (
+        _locked_for(state, now) == 0
+        and (state.locked_until is not None or now - state.window_start > limits.window_seconds)
+    ):
         state = LoginThrottle(0, now)
     failures = state.failures + 1
-    locked = now + LOCKOUT_SECONDS if failures >= MAX_FAILURES else None
+    locked = now + limits.lockout_seconds if failures >= limit else state.locked_until
     store.admin_sessions.set_throttle(*key, LoginThrottle(failures, state.window_start, locked))
-    return failures
+    return failures, locked is not None
 
 
 def _locked_message(seconds: float) -> str:

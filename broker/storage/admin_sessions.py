@@ -1,7 +1,9 @@
 """Setup-UI sessions, sign-in throttle counters and first-run setup tokens (0007_admin.sql).
 
 Only hashes of the session cookie and of setup tokens are stored; consuming a setup
-token is one conditional UPDATE, so two requests can never both use it.
+token is one conditional UPDATE, so two requests can never both use it. The throttle
+table holds one row per (username, address) and, under the address "" (never a real one),
+the username's count across every address (broker.core.admin_sessions.USER_WIDE).
 """
 
 from __future__ import annotations

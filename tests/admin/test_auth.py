@@ -7,7 +7,6 @@ import re
 
 from broker.clock import FixedClock
 from broker.core import admin_sessions
-from broker.core.admin_sessions import LOCKOUT_SECONDS, MAX_FAILURES
 from tests.admin.conftest import PASSWORD, AdminClient, create_admin
 from tests.conftest import RunningBroker
 
@@ -95,8 +94,12 @@ async def test_wrong_password_throttling(
     broker: RunningBroker, anon: AdminClient, clock: FixedClock
 ) -> None:
     create_admin(broker)
+    # The defaults of the `admin.login_*` settings (config/broker.example.toml).
+    max_failures = broker.settings.get("admin.login_max_failures")
+    lockout_seconds = broker.settings.get("admin.login_lockout_seconds")
+    assert (max_failures, lockout_seconds) == (5, 900)
     await anon.get("/admin/login")
-    for _ in range(MAX_FAILURES - 1):
+    for _ in range(max_failures - 1):
         response = await anon.post("/admin/login", {"username": "alice", "password": "x" * 12})
         assert response.status == 401
     response = await anon.post("/admin/login", {"username": "alice", "password": "x" * 12})
@@ -104,13 +107,13 @@ async def test_wrong_password_throttling(
     # Locked: even the right password is not checked now.
     response = await anon.post("/admin/login", {"username": "alice", "password": PASSWORD})
     assert response.status == 429 and int(response.headers["Retry-After"]) > 0
-    clock.advance(LOCKOUT_SECONDS + 1)
+    clock.advance(lockout_seconds + 1)
     response = await anon.post(
         "/admin/login", {"username": "alice", "password": PASSWORD}, allow_redirects=False
     )
     assert response.status == 303
     actions = [e.action for e in broker.store.audit.list(limit=50)]
-    assert actions.count("admin.sign_in_failed") == MAX_FAILURES
+    assert actions.count("admin.sign_in_failed") == max_failures
     assert "admin.sign_in_throttled" in actions
 
 

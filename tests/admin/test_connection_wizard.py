@@ -62,10 +62,14 @@ async def test_saml_draft_shows_what_to_paste_before_asking_for_metadata(
     )
     assert response.status == 400 and "not well-formed XML" in admin.last
     response = await admin.post(
-        f"{page_url}/idp", {"source": "xml", "metadata_file": io.BytesIO(idp.metadata_xml())}
+        f"{page_url}/idp",
+        {"source": "xml", "metadata_file": io.BytesIO(idp.metadata_xml())},
+        allow_redirects=False,
     )
-    assert response.status == 200, admin.last
-    assert "IdP settings checked and saved" in admin.last
+    assert response.status == 303, admin.last  # Post/Redirect/Get: a reload re-sends nothing
+    assert response.headers["Location"] == f"{page_url}?done=idp_saved"
+    response = await admin.get(response.headers["Location"])
+    assert response.status == 200 and "IdP settings checked and saved" in admin.last
     saved = broker.store.connections.get(conn_id)
     assert connections.missing_settings(saved) is None
     assert saved.config["idp_entity_id"] == "https://idp.acme.test/saml"
@@ -74,6 +78,46 @@ async def test_saml_draft_shows_what_to_paste_before_asking_for_metadata(
     response = await admin.post(f"{page_url}/test", allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"].startswith(f"/saml/{conn_id}/start?flow=flow_")
+
+
+async def test_activate_and_deactivate_redirect_to_the_page_with_a_fixed_notice(
+    broker: RunningBroker, admin: AdminClient, tmp_path
+) -> None:
+    org_id = await _org(admin)
+    conn_id = await _draft(admin, org_id, "saml", "okta")
+    page_url = f"/admin/orgs/{org_id}/connections/{conn_id}"
+    await admin.get(page_url)
+    # Refused (no test login yet): the page at once, 400, with the reason; no redirect.
+    idp = FakeSamlIdP("https://idp.acme.test/saml", tmp_path / "idp")
+    await admin.post(
+        f"{page_url}/idp", {"source": "xml", "metadata_file": io.BytesIO(idp.metadata_xml())}
+    )
+    response = await admin.post(f"{page_url}/activate", allow_redirects=False)
+    assert response.status == 400 and "Run a successful test login" in admin.last
+    assert broker.store.connections.get(conn_id).state == "draft"
+
+    # The IdP round trip itself is tested elsewhere; here its outcome is stamped by the core.
+    connections.record_test_success(broker.store, broker.services.clock, conn_id)
+    response = await admin.post(f"{page_url}/activate", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"{page_url}?done=activated"
+    assert broker.store.connections.get(conn_id).state == "active"
+    response = await admin.get(response.headers["Location"])
+    assert response.status == 200 and "Connection active: its users may sign in." in admin.last
+    # Without the query (a later visit) there is no notice.
+    await admin.get(page_url)
+    assert "Connection active: its users may sign in." not in admin.last
+
+    response = await admin.post(f"{page_url}/deactivate", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"{page_url}?done=deactivated"
+    assert broker.store.connections.get(conn_id).state != "active"
+    await admin.get(response.headers["Location"])
+    assert "Connection switched off." in admin.last
+
+    # The URL names a notice, it never supplies its words: free text is not shown.
+    response = await admin.get(f"{page_url}?done=%3Cb%3Eyour+account+is+locked%3C%2Fb%3E")
+    assert response.status == 200 and "your account is locked" not in html.unescape(admin.last)
 
 
 async def test_result_page_is_for_signed_in_admins_and_offers_activation(
@@ -131,8 +175,10 @@ async def test_oidc_draft_redirect_uri_first_and_a_secret_never_shown_again(
     assert response.status == 400 and "field=claim" in html.unescape(admin.last)
 
     form["issuer"] = "https://acme.okta.example"
-    response = await admin.post(f"{page_url}/oidc", form)
-    assert response.status == 200, admin.last
+    response = await admin.post(f"{page_url}/oidc", form, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == f"{page_url}?done=oidc_saved"
+    response = await admin.get(response.headers["Location"])
+    assert response.status == 200 and "Identity provider settings saved" in admin.last
     assert "first-secret" not in admin.last
     connection = broker.store.connections.get(conn_id)
     assert connection.config["claims"] == {"groups": "memberOf"}
