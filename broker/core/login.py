@@ -39,7 +39,7 @@ The OIDC edge calls `begin_authorize`, `submit_email` and `resume`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -54,6 +54,7 @@ from broker.core.profiles import (
     check_domain,
     identity_summary,
     normalized_email,
+    overage_note,
     session_refusal,
 )
 from broker.errors import LoginRefused, NotFound
@@ -97,6 +98,7 @@ class LoginOutcome:
     session_expires_at: float | None
     flow_id: str | None
     test_login: bool = False
+    notes: dict[str, str] = field(default_factory=dict)  # for the connection's attempt log
 
 
 @dataclass(frozen=True)
@@ -308,12 +310,13 @@ def complete_upstream(
             store, now, actor, exc, flow=flow, organization_id=org.id, connection_id=connection_id
         )
         raise
+    notes = overage_note(identity, user)
     with store.transaction():
         session, token = _create_session(store, now, connection, claims, user, identity, cfg)
         _record_success(store, now, actor, session, connection, flow)
         if flow is None:
             url = _initiate_login_url(client, claims["email"], now, store, org, connection, cfg)
-            return LoginOutcome(url, token, session.id, session.expires_at, None)
+            return LoginOutcome(url, token, session.id, session.expires_at, None, notes=notes)
         request = AuthorizeRequest.from_dict(flow.request)
         if request.response_mode == "query" and request.response_type == "code":
             if not store.flows.transition(flow.id, "upstream", "answered", now):
@@ -328,7 +331,7 @@ def complete_upstream(
             ):
                 raise LoginRefused("flow_unknown", "This sign-in was already completed.")
             url = cfg.issuer + RESUME_PATH.format(flow_id=flow.id)
-    return LoginOutcome(url, token, session.id, session.expires_at, flow.id)
+    return LoginOutcome(url, token, session.id, session.expires_at, flow.id, notes=notes)
 
 
 # -- test login --------------------------------------------------------------------
@@ -450,14 +453,7 @@ def _directory_user(
     """With Directory Sync on, the user must be in the directory and active (DESIGN §4)."""
     if not org.dsync_enabled:
         return None
-    users = getattr(store, "users", None)
-    if users is None:  # fail closed: a directory we cannot read admits nobody
-        raise LoginRefused(
-            "directory_unavailable",
-            "Your account could not be checked.",
-            "Directory Sync is on but the store has no users repository",
-        )
-    user: DirectoryUser | None = users.find_for_login(org.id, identity.idp_subject, email)
+    user = store.users.find_for_login(org.id, identity.idp_subject, email)
     if user is None:
         raise LoginRefused(
             "not_in_directory",

@@ -92,6 +92,19 @@ def build_claims(
     return {k: v for k, v in claims.items() if v is not None}
 
 
+def overage_note(identity: UpstreamIdentity, user: DirectoryUser | None) -> dict[str, str]:
+    """Entra's group overage (groups.link / _claim_names instead of groups) is never a silent
+    "no groups": build_claims takes a linked directory user's groups; say which happened."""
+    if not identity.groups_overage:
+        return {}
+    if user is not None:
+        return {"groups_overage": "groups taken from Directory Sync"}
+    return {
+        "groups_overage": "the IdP sent a groups link (over 150 groups) and the user "
+        "is not in Directory Sync: no groups available"
+    }
+
+
 def identity_summary(identity: UpstreamIdentity) -> dict[str, Any]:
     """What the admin sees of a test login: everything the IdP sent, nothing secret."""
     return {

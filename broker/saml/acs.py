@@ -205,10 +205,9 @@ def consume_once(
             )
 
 
-def to_identity(
-    store: Store, connection: Connection, verified: VerifiedResponse
-) -> tuple[UpstreamIdentity, dict[str, Any]]:
-    """Map attributes with the preset and overrides; acr/amr; the group-overage fallback."""
+def to_identity(connection: Connection, verified: VerifiedResponse) -> UpstreamIdentity:
+    """Map attributes with the preset and overrides; acr/amr. Entra's group overage is only
+    flagged here: the core takes the groups from Directory Sync when it can."""
     preset = get_preset(connection.preset)
     overrides = connection.config.get("attribute_overrides") or {}
     mapped = mapping.map_attributes(
@@ -217,40 +216,19 @@ def to_identity(
     acr, amr = mapping.authn_context_to_acr_amr(
         verified.authn_context_class_ref, verified.attributes.get(AUTHN_METHODS_CLAIM, ())
     )
-    groups, note = mapped.groups, dict[str, Any]()
-    if mapped.groups_overage:
-        groups, note = _overage_groups(store, connection, mapped)
-    identity = UpstreamIdentity(
+    return UpstreamIdentity(
         connection_id=connection.id,
         idp_subject=mapped.idp_id,
         email=mapped.email,
         given_name=mapped.given_name,
         family_name=mapped.family_name,
-        groups=tuple(groups),
+        groups=tuple(mapped.groups),
         groups_overage=mapped.groups_overage,
         acr=acr,
         amr=tuple(amr),
         raw_attributes={k: list(v) for k, v in mapped.raw_attributes.items()},
         authn_instant=_epoch(verified.authn_instant),
     )
-    return identity, note
-
-
-def _overage_groups(
-    store: Store, connection: Connection, mapped: mapping.MappedProfile
-) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """Entra sent groups.link instead of groups (over 150): use Directory Sync's groups when
-    the user is there, else say so — never a silent "no groups"."""
-    org = store.organizations.get(connection.organization_id)
-    user = None
-    if org.dsync_enabled:
-        user = store.users.find_for_login(org.id, mapped.idp_id, mapped.email)
-    if user is not None:
-        return tuple(user.groups), {"groups_overage": "groups taken from Directory Sync"}
-    return (), {
-        "groups_overage": "the IdP sent a groups link (over 150 groups) and the user "
-        "is not in Directory Sync: no groups available"
-    }
 
 
 def _epoch(instant: str | None) -> float | None:
@@ -290,15 +268,14 @@ def process(
         signed = True
         consume_once(store, connection, binding, verified, now)
         binding = with_flow(services, connection, binding)
-        identity, note = to_identity(store, connection, verified)
+        identity = to_identity(connection, verified)
     except SamlValidationError as exc:
         refused = LoginRefused(exc.check, exc.public, exc.detail)
         _refuse(services, actor, connection, binding, refused, exc.expected, exc.got, signed)
     except LoginRefused as exc:
         _refuse(services, actor, connection, binding, exc, None, None, signed)
     assert binding is not None
-    detail = {
-        **note,
+    detail: dict[str, Any] = {
         **({"note": binding.note} if binding.note else {}),
         "signed": sorted(verified.signed),
         "encrypted": verified.encrypted,
@@ -331,6 +308,7 @@ def process(
         test_flow = flow_id if binding.kind == "test_login" else None
         raise AcsRefused(exc.reason, exc.public, test_flow_id=test_flow) from exc
     outcome_name, reason = _test_outcome(store, outcome)
+    detail.update(outcome.notes)
     _remember(
         store,
         now,
@@ -375,6 +353,7 @@ def _refuse(
     flow = binding.flow if binding else None
     if flow is None and binding is not None and binding.flow_id is not None:
         flow = _test_flow(store, binding.flow_id, connection.id)
+    detail: dict[str, Any] = {"detail": exc.detail}
     if signed:
         flows.record_refusal(
             store,
@@ -384,19 +363,6 @@ def _refuse(
             flow=flow,
             organization_id=connection.organization_id,
             connection_id=connection.id,
-        )
-        _remember(
-            store,
-            now,
-            actor,
-            connection,
-            binding,
-            "refused",
-            exc.reason,
-            expected,
-            got,
-            None,
-            {"detail": exc.detail},
         )
     else:
         log.info(
@@ -410,20 +376,21 @@ def _refuse(
         )
         if flow is not None:  # the admin's test login: its result page says why
             flows.record_test_refusal(store, now, exc, flow)
-        _remember(
-            store,
-            now,
-            actor,
-            connection,
-            binding,
-            "refused",
-            exc.reason,
-            expected,
-            got,
-            None,
-            {"detail": exc.detail, "unverified": True},
-            throttled=True,
-        )
+        detail["unverified"] = True
+    _remember(
+        store,
+        now,
+        actor,
+        connection,
+        binding,
+        "refused",
+        exc.reason,
+        expected,
+        got,
+        None,
+        detail,
+        throttled=not signed,
+    )
     test_flow = flow.id if flow is not None and flow.kind == "test_login" else None
     raise AcsRefused(exc.reason, exc.public, test_flow_id=test_flow) from exc
 
