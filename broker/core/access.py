@@ -29,25 +29,8 @@ def end_session(
 ) -> bool:
     """End one broker session: its refresh tokens are revoked and each client that got
     tokens in it hears of it by back-channel logout. False if it had already ended."""
-    now = clock.now()
     with store.transaction():
-        if not store.sessions.end(session_id, now, reason):
-            return False
-        session = store.sessions.get(session_id)
-        revoked = grants.revoke_session_tokens(store, now, session_id, reason)
-        queued = _queue_logouts(store, now, session_id, reason)
-        audit.record(
-            store,
-            actor,
-            "session.ended",
-            now,
-            organization_id=session.organization_id,
-            target=session_id,
-            reason=reason,
-            tokens_revoked=revoked,
-            logouts_queued=queued,
-        )
-    return True
+        return _end(store, clock.now(), session_id, reason, actor)
 
 
 def end_connection_sessions(
@@ -56,27 +39,31 @@ def end_connection_sessions(
     """A connection was deactivated: every session it started ends, their refresh tokens
     are revoked and clients hear of it by back-channel logout (call inside the
     transaction that deactivates it). Returns how many sessions ended."""
-    ended = 0
     with store.transaction():
-        for session_id in store.sessions.unended_for_connection(connection_id):
-            if not store.sessions.end(session_id, now, reason):
-                continue
-            session = store.sessions.get(session_id)
-            revoked = grants.revoke_session_tokens(store, now, session_id, reason)
-            queued = _queue_logouts(store, now, session_id, reason)
-            audit.record(
-                store,
-                actor,
-                "session.ended",
-                now,
-                organization_id=session.organization_id,
-                target=session_id,
-                reason=reason,
-                tokens_revoked=revoked,
-                logouts_queued=queued,
-            )
-            ended += 1
-    return ended
+        return sum(
+            _end(store, now, session_id, reason, actor)
+            for session_id in store.sessions.unended_for_connection(connection_id)
+        )
+
+
+def _end(store: Store, now: float, session_id: str, reason: str, actor: audit.Actor) -> bool:
+    if not store.sessions.end(session_id, now, reason):
+        return False
+    session = store.sessions.get(session_id)
+    revoked = grants.revoke_session_tokens(store, now, session_id, reason)
+    queued = _queue_logouts(store, now, session_id, reason)
+    audit.record(
+        store,
+        actor,
+        "session.ended",
+        now,
+        organization_id=session.organization_id,
+        target=session_id,
+        reason=reason,
+        tokens_revoked=revoked,
+        logouts_queued=queued,
+    )
+    return True
 
 
 def revoke_user(

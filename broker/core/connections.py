@@ -195,9 +195,42 @@ def create_connection(
     else:
         config = dict(options or {})
     with store.transaction():
+        connection = insert_draft(
+            store,
+            now,
+            actor,
+            connection_id=new_id("conn"),
+            organization_id=organization_id,
+            type=type,
+            preset=preset,
+            name=name,
+            config=config,
+            audit_detail={"certificates": fingerprints_of(config)},
+        )
+        if type == "saml" and config.get("metadata_source") == "url" and refresh_after:
+            store.saml.schedule_refresh(connection.id, now + refresh_after)
+    return connection
+
+
+def insert_draft(
+    store: Store,
+    now: float,
+    actor: audit.Actor,
+    *,
+    connection_id: str,
+    organization_id: str,
+    type: str,
+    preset: str,
+    name: str | None,
+    config: dict[str, Any],
+    audit_detail: Mapping[str, Any],
+) -> Connection:
+    """Store a validated draft with its `connection.created` event and audit entry (one
+    transaction); the SAML and OIDC creators validate their own settings first."""
+    with store.transaction():
         org = store.organizations.get(organization_id)
         connection = Connection(
-            id=new_id("conn"),
+            id=connection_id,
             organization_id=org.id,
             type=type,  # type: ignore[arg-type]
             preset=preset,
@@ -208,8 +241,6 @@ def create_connection(
             updated_at=now,
         )
         store.connections.create(connection)
-        if type == "saml" and config.get("metadata_source") == "url" and refresh_after:
-            store.saml.schedule_refresh(connection.id, now + refresh_after)
         events.record(store, "connection.created", org.id, describe(connection), now)
         audit.record(
             store,
@@ -220,7 +251,7 @@ def create_connection(
             target=connection.id,
             type=type,
             preset=preset,
-            certificates=fingerprints_of(config),
+            **audit_detail,
         )
     return connection
 

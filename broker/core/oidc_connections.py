@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from broker.clock import Clock
-from broker.core import audit, connections, events
+from broker.core import audit, connections
 from broker.core.models import Connection
 from broker.core.ports import Store
 from broker.errors import InvalidInput
@@ -285,36 +285,22 @@ def _create(
     connection_id: str,
     config: dict[str, Any],
 ) -> Connection:
-    now = clock.now()
-    with store.transaction():
-        org = store.organizations.get(organization_id)
-        connection = Connection(
-            id=connection_id,
-            organization_id=org.id,
-            type="oidc",
-            preset=preset,
-            name=(name or "").strip() or f"{preset} OIDC",
-            state="draft",
-            config=config,
-            created_at=now,
-            updated_at=now,
-        )
-        store.connections.create(connection)
-        events.record(store, "connection.created", org.id, connections.describe(connection), now)
-        audit.record(
-            store,
-            actor,
-            "connection.created",
-            now,
-            organization_id=org.id,
-            target=connection.id,
-            type="oidc",
-            preset=preset,
-            issuer=config.get("issuer"),
-            client_id=config.get("client_id"),
-            token_auth_method=config.get("token_auth_method"),
-        )
-    return connection
+    return connections.insert_draft(
+        store,
+        clock.now(),
+        actor,
+        connection_id=connection_id,
+        organization_id=organization_id,
+        type="oidc",
+        preset=preset,
+        name=name,
+        config=config,
+        audit_detail={
+            "issuer": config.get("issuer"),
+            "client_id": config.get("client_id"),
+            "token_auth_method": config.get("token_auth_method"),
+        },
+    )
 
 
 def rotate_client_secret(
