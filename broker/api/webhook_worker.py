@@ -35,9 +35,6 @@ import secrets
 import socket
 import time
 from collections.abc import Mapping
-from urllib.parse import urlsplit
-
-import aiohttp
 
 from broker.core import webhooks
 from broker.core.webhooks import Outcome, RetryPolicy, Work
@@ -46,8 +43,6 @@ from broker.web.safe_http import (
     Resolver,
     SafeHttp,
     SafeHttpError,
-    check_url,
-    vet_addresses,
 )
 from broker.web.services import Services
 
@@ -65,55 +60,21 @@ ALLOWLIST_REFRESH_SECONDS = 1.0
 READ_LIMIT = webhooks.EXCERPT_BYTES + 1
 
 
-async def read_prefix(content: aiohttp.StreamReader, limit: int) -> bytes:
-    """At most `limit` bytes from the start of a body; the rest stays unread."""
-    buffer = bytearray()
-    while len(buffer) < limit:
-        chunk = await content.read(limit - len(buffer))
-        if not chunk:
-            break
-        buffer += chunk
-    return bytes(buffer)
-
-
 class WebhookHttp(SafeHttp):
-    """broker.web.safe_http's checks and pinned connection pools, for a POST of raw bytes
-    whose answer is read only as far as `policy.max_bytes` (`SafeHttp.request` posts forms
-    and reads whole answers, which a webhook never needs)."""
+    """broker.web.safe_http's checks and pinned pools for a webhook POST: raw body, no
+    redirects followed, the answer read only as far as `policy.max_bytes`."""
 
     peer = "the webhook receiver"
+    url_name = "The webhook URL"
 
     async def __aenter__(self) -> WebhookHttp:
         return self
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        """POST `body` to `url`, redirects not followed; return the status and at most
-        `policy.max_bytes` of the answer. Raises `SafeHttpError` (its kinds)."""
-        timeout, host = self.policy.timeout, urlsplit(url).hostname or "?"
-        try:
-            async with asyncio.timeout(timeout):
-                target = check_url(url, self.policy.allow_insecure_loopback, what="The webhook URL")
-                allowed = self.policy.allowlist | self.extra_allowlist
-                addresses = await vet_addresses(target, allowed, self._resolve)
-                session = self._pool(target, addresses, None)
-                async with session.post(
-                    target.url, data=body, headers=headers, allow_redirects=False
-                ) as response:
-                    return response.status, await read_prefix(
-                        response.content, self.policy.max_bytes
-                    )
-        except TimeoutError as exc:
-            raise SafeHttpError(
-                "timeout", f"The webhook receiver ({host}) did not answer within {timeout:g} s."
-            ) from exc
-        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-            raise SafeHttpError(
-                "tls", f"The TLS certificate of {host} could not be verified.", str(exc)
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise SafeHttpError(
-                "connect", f"The request to the webhook receiver ({host}) failed.", str(exc)
-            ) from exc
+        """Return the status and at most `policy.max_bytes` of the answer; raises
+        `SafeHttpError` (its kinds)."""
+        response = await self.request("POST", url, body=body, headers=headers, truncate=True)
+        return response.status, response.body
 
 
 def delivery_error(exc: SafeHttpError) -> str:

@@ -269,15 +269,37 @@ def _client_errors(peer: str, host: str) -> Iterator[None]:
         raise SafeHttpError("connect", f"The request to {peer} ({host}) failed.", str(exc)) from exc
 
 
+async def read_prefix(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """At most `limit` bytes from the start of a body; the rest stays unread."""
+    buffer = bytearray()
+    while len(buffer) < limit:
+        chunk = await content.read(limit - len(buffer))
+        if not chunk:
+            break
+        buffer += chunk
+    return bytes(buffer)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What one call sends, and how much of the answer it wants."""
+
+    headers: Mapping[str, str]
+    data: Mapping[str, str] | bytes | None
+    truncate: bool
+
+
 def _ca_key(ca_pem: str | None) -> str:
     return hashlib.sha256((ca_pem or "").encode()).hexdigest()
 
 
 class SafeHttp:
     """Pooled, vetted HTTP calls. One per application (or `async with` for one-off use);
-    `close()` at shutdown. `peer` names the other side in public messages."""
+    `close()` at shutdown. `peer` names the other side in public messages, `url_name`
+    the URL itself."""
 
     peer = "the server"
+    url_name = "The URL"
 
     def __init__(self, policy: FetchPolicy, resolver: Resolver | None = None) -> None:
         self.policy = policy
@@ -323,17 +345,22 @@ class SafeHttp:
         ca_pem: str | None = None,
         headers: Mapping[str, str] | None = None,
         form: Mapping[str, str] | None = None,
+        body: bytes | None = None,
         follow_redirects: bool = False,
+        truncate: bool = False,
     ) -> HttpResponse:
         """One call, the policy's timeout covering every hop. Non-2xx answers are returned,
         not raised (callers read OAuth error bodies); with `follow_redirects`, up to
-        `MAX_REDIRECTS` hops are followed, each checked and vetted like the first."""
+        `MAX_REDIRECTS` hops are followed, each checked and vetted like the first. The
+        request carries `form` or raw `body`; with `truncate`, an answer longer than
+        `policy.max_bytes` is cut there (the rest is never read) instead of refused."""
+        send = Outgoing(headers or {}, dict(form) if form is not None else body, truncate)
         timeout = self.policy.timeout
         try:
             async with asyncio.timeout(timeout):
                 current = url
                 for hop in range(MAX_REDIRECTS + 1):
-                    response = await self._hop(method, current, hop, ca_pem, headers or {}, form)
+                    response = await self._hop(method, current, hop, ca_pem, send)
                     if response.status not in REDIRECT_STATUSES or not follow_redirects:
                         return response
                     location = response.headers.get("Location")
@@ -357,11 +384,10 @@ class SafeHttp:
         url: str,
         hop: int,
         ca_pem: str | None,
-        headers: Mapping[str, str],
-        form: Mapping[str, str] | None,
+        send: Outgoing,
     ) -> HttpResponse:
         if hop == 0:
-            target = check_url(url, self.policy.allow_insecure_loopback)
+            target = check_url(url, self.policy.allow_insecure_loopback, what=self.url_name)
         else:
             target = check_url(
                 url, self.policy.allow_insecure_loopback, what="A redirect", kind="redirect_refused"
@@ -373,11 +399,14 @@ class SafeHttp:
             async with session.request(
                 method,
                 target.url,
-                headers={"Accept": "application/json", **headers},
-                data=dict(form) if form is not None else None,
+                headers={"Accept": "application/json", **send.headers},
+                data=send.data,
                 allow_redirects=False,
             ) as response:
-                body = await read_limited(response, self.policy.max_bytes)
+                if send.truncate:
+                    body = await read_prefix(response.content, self.policy.max_bytes)
+                else:
+                    body = await read_limited(response, self.policy.max_bytes)
                 return HttpResponse(response.status, dict(response.headers), body, self.peer)
 
     def _ssl_context(self, ca_pem: str | None) -> ssl.SSLContext:
