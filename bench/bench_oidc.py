@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import Home, broker_home, serve
+from bench.common import Home, broker_home, serve, sso_tenant
 
 REDIRECT = "https://exec.test/cb"
 VERIFIER = "bench-verifier-" + "x" * 40
@@ -36,36 +36,16 @@ VERIFIER = "bench-verifier-" + "x" * 40
 def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
     """A tenant, a client signing with `alg`, one broker session, `count` fresh codes."""
     from broker.clock import SystemClock
-    from broker.core import audit, clients, domains, grants, organizations, policy
+    from broker.core import audit, clients, grants
     from broker.core.flows import AuthorizeRequest, LoginConfig
-    from broker.core.models import Connection
     from broker.core.ports import BrokerSession
     from broker.ids import hash_token, new_id
 
     config = LoginConfig(issuer=home.url, code_ttl=600)  # codes outlive the warm-up
     store, clock = home.store, SystemClock()
-    org = organizations.create_organization(store, clock, audit.CLI, f"Bench {alg}")
-    # A tenant whose sessions pass the grant-time checks: verified domain, an active
-    # connection, SSO on (tokens are refused once any of these stops being true).
-    domain = domains.add_domain(store, clock, audit.CLI, org.id, f"{alg.lower()}.bench.test")
-    with store.transaction():
-        store.domains.update(domain.id, state="verified", verified_at=clock.now())
-    connection = Connection(
-        id=new_id("conn"),
-        organization_id=org.id,
-        type="saml",
-        preset="generic",
-        name="Bench IdP",
-        state="active",
-        config={},
-        created_at=clock.now(),
-        updated_at=clock.now(),
-        tested_at=clock.now(),
-    )
-    with store.transaction():
-        store.connections.create(connection)
-    policy.enable_sso(store, clock, audit.CLI, org.id)
-    email = f"a@{domain.domain}"
+    domain = f"{alg.lower()}.bench.test"
+    org_id, connection_id = sso_tenant(store, f"Bench {alg}", domain)
+    email = f"a@{domain}"
     client, secret, _ = clients.create_client(
         store,
         clock,
@@ -79,8 +59,8 @@ def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
         "sub": "u_bench",
         "email": email,
         "email_verified": True,
-        "org_id": org.id,
-        "connection_id": connection.id,
+        "org_id": org_id,
+        "connection_id": connection_id,
         "connection_type": "saml",
         "idp_id": "00u",
         "groups": ["eng"],
@@ -89,8 +69,8 @@ def prepare(home: Home, alg: str, count: int) -> tuple[str, str, list[str]]:
     }
     session = BrokerSession(
         id=new_id("ses"),
-        organization_id=org.id,
-        connection_id=connection.id,
+        organization_id=org_id,
+        connection_id=connection_id,
         subject="u_bench",
         email=email,
         directory_user_id=None,

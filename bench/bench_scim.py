@@ -36,7 +36,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import broker_home, serve
+from common import broker_home, serve, sso_tenant
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -95,43 +95,10 @@ def summary(name: str, samples: list[float]) -> str:
 
 def prepare(home: Any) -> tuple[str, str]:
     from broker.clock import SystemClock
-    from broker.core import audit, organizations, policy
-    from broker.core.models import Connection, Domain
-    from broker.ids import new_id
+    from broker.core import audit, policy
 
-    store, clock = home.store, SystemClock()
-    org = organizations.create_organization(store, clock, audit.CLI, "Bench")
-    now = clock.now()
-    with store.transaction():
-        store.domains.create(
-            Domain(
-                id=new_id("dom"),
-                organization_id=org.id,
-                domain="bench.test",
-                state="pending",
-                verification_token="t",
-                created_at=now,
-            )
-        )
-        store.domains.update(
-            store.domains.find(org.id, "bench.test").id, state="verified", verified_at=now
-        )
-        store.connections.create(
-            Connection(
-                id=new_id("conn"),
-                organization_id=org.id,
-                type="saml",
-                preset="okta",
-                name="Okta",
-                state="active",
-                config={},
-                created_at=now,
-                updated_at=now,
-                tested_at=now,
-            )
-        )
-    policy.enable_sso(store, clock, audit.CLI, org.id)
-    enabled = policy.enable_directory_sync(store, clock, audit.CLI, org.id)
+    org_id, _ = sso_tenant(home.store, "Bench", "bench.test")
+    enabled = policy.enable_directory_sync(home.store, SystemClock(), audit.CLI, org_id)
     return enabled.directory_id, enabled.token
 
 

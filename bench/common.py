@@ -111,3 +111,34 @@ def serve(home: Home, workers: int = 1) -> Iterator[subprocess.Popen[bytes]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def sso_tenant(store: Any, name: str, domain: str) -> tuple[str, str]:
+    """An organization ready for logins: `domain` verified, an active, tested SAML
+    connection, SSO on. Returns (organization id, connection id)."""
+    from broker.clock import SystemClock
+    from broker.core import audit, domains, organizations, policy
+    from broker.core.models import Connection
+    from broker.ids import new_id
+
+    clock = SystemClock()
+    org = organizations.create_organization(store, clock, audit.CLI, name)
+    record = domains.add_domain(store, clock, audit.CLI, org.id, domain)
+    now = clock.now()
+    connection = Connection(
+        id=new_id("conn"),
+        organization_id=org.id,
+        type="saml",
+        preset="okta",
+        name="Okta",
+        state="active",
+        config={},
+        created_at=now,
+        updated_at=now,
+        tested_at=now,
+    )
+    with store.transaction():
+        store.domains.update(record.id, state="verified", verified_at=now)
+        store.connections.create(connection)
+    policy.enable_sso(store, clock, audit.CLI, org.id)
+    return org.id, connection.id
